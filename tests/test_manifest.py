@@ -1,0 +1,120 @@
+"""The manifest, the .cfg files it names, and how check_models judges a run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from conformance.check_models import check_constants, judge
+from conformance.manifest import ManifestError, ModelEntry, cfg_constants, load_manifest
+from conformance.tlc_runner import TLCResult, TraceStep
+
+SPECS = Path(__file__).resolve().parent.parent / "specs"
+MANIFEST = load_manifest(SPECS / "manifest.json")
+
+
+def entry(kind: str = "correct", expected: str = "ok", **kw: object) -> ModelEntry:
+    base = dict(name="M", spec="MC.tla", cfg="MC.cfg", kind=kind, expected=expected,
+                sets=["ci"], description="d", constants={})
+    base.update(kw)
+    return ModelEntry(**base)  # type: ignore[arg-type]
+
+
+def test_every_model_declares_exactly_its_cfg_constants() -> None:
+    for model in MANIFEST.models:
+        assert check_constants(MANIFEST, model) == [], model.name
+
+
+def test_each_mutant_is_its_base_model_plus_overrides() -> None:
+    by_name = {m.name: m for m in MANIFEST.models}
+    for model in MANIFEST.models:
+        if model.kind != "mutant":
+            continue
+        assert model.base in by_name, model.name
+        base = cfg_constants(SPECS / by_name[model.base].cfg)
+        mine = cfg_constants(SPECS / model.cfg)
+        changed = {k for k in mine if base.get(k) != mine[k]}
+        assert changed, f"{model.name} does not alter {model.base}"
+        assert set(base) <= set(mine), f"{model.name} drops constants of {model.base}"
+        # A mutant changes hooks (overrides) or a margin, never the model's size.
+        for size in ("MaxBallot", "MaxSlot", "Ops", "Keys", "Replicas"):
+            assert size not in changed, f"{model.name} changes {size}"
+        # Everything but the constants is the same text.
+        strip = [line for line in (SPECS / model.cfg).read_text().splitlines()
+                 if not line.startswith(("    ", "\\*"))]
+        strip_base = [line for line in (SPECS / by_name[model.base].cfg).read_text().splitlines()
+                      if not line.startswith(("    ", "\\*"))]
+        assert strip == strip_base, model.name
+
+
+def test_every_seeded_bug_of_the_issue_has_a_mutant_in_ci() -> None:
+    ci_mutants = {m.name for m in MANIFEST.select("ci") if m.kind == "mutant"}
+    assert ci_mutants == {
+        "Mutant_NoLeaseWait", "Mutant_NoDriftMargin", "Mutant_EarlyAck",
+        "Mutant_NoRecovery", "Mutant_ApplyUncommitted", "Mutant_NoPersist"}
+
+
+def test_cfg_constants_reads_assignments_and_overrides(tmp_path: Path) -> None:
+    cfg = tmp_path / "x.cfg"
+    cfg.write_text("\\* comment\nCONSTANTS\n    A = 2\n    B <- Op  \\* why\nSPECIFICATION Spec\n")
+    assert cfg_constants(cfg) == {"A": "2", "B": "<- Op"}
+
+
+def test_cfg_constants_names_file_and_line_on_garbage(tmp_path: Path) -> None:
+    cfg = tmp_path / "bad.cfg"
+    cfg.write_text("CONSTANTS\n    A = 2\n    what is this\n")
+    with pytest.raises(ManifestError, match=r"bad.cfg:3"):
+        cfg_constants(cfg)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("{", "invalid JSON"),
+    ('{"models": 3}', "'models' list"),
+    ('{"models": [{"name": "x"}]}', "lacks"),
+    ('{"models": [{"name": "x", "spec": "a", "cfg": "b", "kind": "odd", "expected": "ok",'
+     ' "sets": [], "description": "", "constants": {}}]}', "kind"),
+    ('{"models": [{"name": "x", "spec": "a", "cfg": "b", "kind": "mutant", "expected": "ok",'
+     ' "sets": [], "description": "", "constants": {}}]}', "expect"),
+])
+def test_malformed_manifest_is_a_one_line_error(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "manifest.json"
+    path.write_text(text)
+    with pytest.raises(ManifestError, match=message) as info:
+        load_manifest(path)
+    assert str(path) in str(info.value) and "\n" not in str(info.value)
+
+
+def test_manifest_round_trips(tmp_path: Path) -> None:
+    path = tmp_path / "manifest.json"
+    path.write_text((SPECS / "manifest.json").read_text())
+    loaded = load_manifest(path)
+    loaded.save()
+    assert load_manifest(path).models == MANIFEST.models
+    assert json.loads(path.read_text())["models"][0]["name"] == MANIFEST.models[0].name
+
+
+def result(outcome: str, prop: str | None = None, distinct: int = 10, depth: int = 5,
+           steps: int = 0) -> TLCResult:
+    trace = [TraceStep(i, "A", None, {}) for i in range(1, steps + 1)]
+    return TLCResult(outcome=outcome, property=prop, distinct_states=distinct,  # type: ignore[arg-type]
+                     depth=depth, trace=trace)
+
+
+def test_judge_correct_model() -> None:
+    e = entry(distinct_states=10, depth=5)
+    assert judge(e, result("ok")) == []
+    assert "distinct states changed" in judge(e, result("ok", distinct=11))[0]
+    assert "depth changed" in judge(e, result("ok", depth=6))[0]
+    assert judge(e, result("ok", distinct=11), compare_counts=False) == []
+    assert "correct model failed" in judge(e, result("invariant_violated", "Agreement"))[0]
+    assert "time limit" in judge(e, result("timeout"))[0]
+
+
+def test_judge_mutant() -> None:
+    e = entry("mutant", "Agreement", depth=4)
+    assert judge(e, result("invariant_violated", "Agreement", steps=4)) == []
+    assert "not caught" in judge(e, result("ok"))[0]
+    assert "expected Agreement" in judge(e, result("invariant_violated", "Durability", steps=4))[0]
+    assert "length changed" in judge(e, result("invariant_violated", "Agreement", steps=7))[0]
