@@ -17,6 +17,7 @@ MCInitConfig == [r \in MCReplicas |-> "storage"]
 MCOpsPutCput == << [op |-> "put", key |-> "k", val |-> 1, expect |-> Absent],
                    [op |-> "cput", key |-> "k", val |-> 2, expect |-> 1] >>
 MCOpsPut == << [op |-> "put", key |-> "k", val |-> 1, expect |-> Absent] >>
+MCOpsNone == << >>
 MCKeys == {"k"}
 
 Symmetry == Permutations(MCReplicas)
@@ -39,6 +40,10 @@ LostLog(r) == [s \in Slots |-> EmptyEntry]
 \* NoRecovery: a new leader ignores the accepted values it was sent.
 RecoverNothing(r, b, Q) == << >>
 
+\* RenewOnlyHeld (liveness): the leader only extends a lease it already
+\* holds, so it never acquires its first one.
+RenewOnlyHeld(r) == LeaseLeft(r) > 0 /\ LeaseLeft(r) <= RenewAhead
+
 \* NoLeaseWait: a new leader serves as soon as it holds its own lease.
 NoWait == 0
 
@@ -46,4 +51,29 @@ NoWait == 0
 LostGranted(r) == 0
 
 
+(***************************************************************************)
+(* Liveness under a stable connected quorum.  No replica crashes and no    *)
+(* link fails, and the network is synchronous for the period: every       *)
+(* message that can be handled is handled before real time advances.      *)
+(* Elections are started by someone while no leader exists (weak fairness *)
+(* on Phase1a; ballots are bounded, so the last election stands).         *)
+(***************************************************************************)
+Handle(r) ==
+    \/ \E m \in msgs : Phase1b(r, m) \/ Phase2b(r, m) \/ LeaseGrant(r, m)
+    \/ \E b \in Ballots, Q \in SUBSET Replicas : BecomeLeader(r, b, Q)
+    \/ \E b \in Ballots, s \in Slots : Phase2a(r, b, s) \/ Commit(r, b, s)
+    \/ Apply(r)
+
+SyncTick == Tick /\ ~ENABLED <<\E r \in Replicas : Handle(r)>>_vars
+
+LiveNext == ProtocolNext \/ SyncTick
+
+LiveSpec ==
+    /\ Init /\ [][LiveNext]_vars
+    /\ WF_vars(SyncTick)
+    /\ WF_vars(\E r \in Replicas, b \in Ballots : Phase1a(r, b))
+    /\ \A r \in Replicas : WF_vars(Handle(r)) /\ WF_vars(LeaseRenew(r))
+
+\* Eventually some leader holds a valid lease.
+EventuallyLease == <>(\E r \in Replicas : HoldsLease(r))
 =============================================================================

@@ -455,10 +455,11 @@ Apply(r) ==
 \* outstanding at a time: the previous one was granted by a quorum or has
 \* expired.
 RenewAhead == 1
+RenewDue(r) == LeaseLeft(r) <= RenewAhead
 LeaseRenew(r) ==
     /\ role[r] = "leader"
     /\ LeaseDur > waitLeft[r]
-    /\ LeaseLeft(r) <= RenewAhead
+    /\ RenewDue(r)
     /\ ~\E m \in msgs : m.type = "lease" /\ m.from = r /\ m.bal = ballot[r]
                         /\ m.left > LeaseLeft(r)
     /\ Send([type |-> "lease", bal |-> ballot[r], left |-> LeaseDur, from |-> r])

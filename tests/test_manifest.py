@@ -53,7 +53,8 @@ def test_every_seeded_bug_of_the_issue_has_a_mutant_in_ci() -> None:
     ci_mutants = {m.name for m in MANIFEST.select("ci") if m.kind == "mutant"}
     assert ci_mutants == {
         "Mutant_NoLeaseWait", "Mutant_NoDriftMargin", "Mutant_EarlyAck",
-        "Mutant_NoRecovery", "Mutant_ApplyUncommitted", "Mutant_NoPersist"}
+        "Mutant_NoRecovery", "Mutant_ApplyUncommitted", "Mutant_NoPersist",
+        "Mutant_RenewOnlyHeld"}
 
 
 def test_cfg_constants_reads_assignments_and_overrides(tmp_path: Path) -> None:
