@@ -184,7 +184,8 @@ def check_models(
             console.print(f"     [red]{problem}[/red]")
         unexpected = entry.kind == "correct" and run.result.trace
         if run.result.trace and (show_traces or unexpected):
-            console.print(format_trace(run.result.trace), markup=False, highlight=False)
+            console.print(format_trace(run.result.trace), markup=False, highlight=False,
+                          soft_wrap=True)
         if run.counterexample_file:
             console.print(f"     counterexample: {run.counterexample_file}")
         if run.result.errors and run.result.outcome == "error":

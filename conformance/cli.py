@@ -47,6 +47,6 @@ def check_models_cmd(model_set: str, models: tuple[str, ...], manifest: Path, ou
                             update_manifest=update_manifest, show_traces=show_traces,
                             console=console)
     except (ManifestError, ToolchainError) as exc:
-        console.print(f"[red]error:[/red] {exc}", highlight=False)
+        click.echo(f"error: {exc}", err=True)
         sys.exit(2)
     sys.exit(0 if all(r.passed for r in runs) else 1)
