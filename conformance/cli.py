@@ -37,7 +37,8 @@ def main() -> None:
 def check_models_cmd(model_set: str, models: tuple[str, ...], manifest: Path, out: Path,
                      timeout: float, update_manifest: bool, show_traces: bool) -> None:
     """Model-check the specs: correct models must pass, mutants must be caught."""
-    console = Console(stderr=True)
+    # Logs (CI) are not terminals: give the table room instead of 80 columns.
+    console = Console(stderr=True, width=None if sys.stderr.isatty() else 150)
     try:
         loaded = load_manifest(manifest)
         entries = loaded.select(model_set, list(models) or None)

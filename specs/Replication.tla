@@ -19,6 +19,16 @@
 (* what trace validation (conformance/) relies on.                         *)
 (*                                                                         *)
 (* Design choices the paper leaves open are marked "CHOICE:" below.        *)
+(*                                                                         *)
+(* Extension points, so the next steps add actions rather than rewrite:   *)
+(*  - config maps every replica to a member kind; quorums range over all  *)
+(*    members, so log replicas (acceptors without a B-tree) and membership *)
+(*    change add actions that change config;                              *)
+(*  - downLinks holds directed pairs; every receive checks LinkUp, so gray *)
+(*    failures and peer-confirmed failure detection add actions that      *)
+(*    change downLinks and guard Phase1a;                                 *)
+(*  - the lease is a set of grants per request, so a voluntary handoff is *)
+(*    a leader action that stops renewing and tells its successor.        *)
 (***************************************************************************)
 EXTENDS Naturals, Integers, Sequences, FiniteSets, TLC
 
