@@ -1,0 +1,157 @@
+"""Commands, log entries, protocol messages and handler effects of a replica.
+
+Message classes carry the field names of the spec's message records
+(specs/Replication.tla) with ``from``/``to`` spelled ``src``/``dst``. Lease
+messages carry ``start``, the leader's local clock reading when it asked for the
+lease, instead of the spec's relative ``left``: on the leader's clock at local
+time ``now`` the spec's ``left`` is ``max(0, start + LeaseDur - now)``.
+
+Everything here is immutable so a message can be delivered (or duplicated) to
+several receivers without aliasing their state.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, TypeAlias
+
+from reference.storage import M, Result
+
+Kind: TypeAlias = Literal["storage", "log", "none"]
+"""A member's kind, as the spec's ``Kinds``; ``"none"`` marks a non-member."""
+
+Role: TypeAlias = Literal["follower", "candidate", "leader"]
+
+# --- commands and log entries ------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class NoOp:
+    """The spec's ``NoOp``: fills log holes found by recovery."""
+
+    def __repr__(self) -> str:
+        return "NOOP"
+
+
+NOOP = NoOp()
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """A client write: an encoded storage ``WriteOp`` tagged with the client's request id.
+
+    The request id lets a retried write (the same id submitted again after a leader
+    failed) be applied at most once, whatever slots it ends up chosen in.
+    """
+
+    request_id: str
+    op: bytes
+
+
+Cmd: TypeAlias = Command | NoOp
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One log slot: ``[bal |-> b, cmd |-> c]``; ``bal = 0`` means empty."""
+
+    bal: int
+    cmd: Cmd
+
+
+EMPTY = Entry(0, NOOP)
+"""The spec's ``EmptyEntry``."""
+
+# --- protocol messages -------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Phase1aMsg:
+    bal: int
+    src: str
+
+
+@dataclass(frozen=True, slots=True)
+class Phase1bMsg:
+    bal: int
+    src: str
+    dst: str
+    log: tuple[Entry, ...]
+    """The acceptor's whole log, slot 1 first, up to its highest filled slot."""
+    granted: int
+
+
+@dataclass(frozen=True, slots=True)
+class Phase2aMsg:
+    bal: int
+    slot: int
+    cmd: Cmd
+    src: str
+
+
+@dataclass(frozen=True, slots=True)
+class Phase2bMsg:
+    bal: int
+    slot: int
+    cmd: Cmd
+    src: str
+
+
+@dataclass(frozen=True, slots=True)
+class CommitMsg:
+    bal: int
+    slot: int
+    src: str
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseMsg:
+    bal: int
+    start: int
+    """Leader's local clock when it sent the request; the lease runs to start + LeaseDur."""
+    src: str
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseAckMsg:
+    bal: int
+    start: int
+    src: str
+    dst: str
+
+
+Message: TypeAlias = (
+    Phase1aMsg | Phase1bMsg | Phase2aMsg | Phase2bMsg | CommitMsg | LeaseMsg | LeaseAckMsg
+)
+
+# --- client replies ----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class NotLeader:
+    """This replica does not lead; the client should try another."""
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseNotHeld:
+    """This replica leads but may not serve yet (waiting out old leases, or no lease)."""
+
+
+@dataclass(frozen=True, slots=True)
+class NotReady:
+    """The leader holds its lease but is still re-proposing or re-committing recovered slots."""
+
+
+@dataclass(frozen=True, slots=True)
+class NotStorage:
+    """This replica keeps no B-tree (a log replica or a non-member), so it cannot read."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReadResult:
+    item: M | None
+
+
+ClientError: TypeAlias = NotLeader | LeaseNotHeld | NotReady | NotStorage
+ReplyResult: TypeAlias = Result | ReadResult | ClientError
+

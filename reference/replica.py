@@ -1,0 +1,582 @@
+"""One replica of a replication group as a sans-IO state machine.
+
+The handlers are the actions of specs/Replication.tla, with the same names (in
+snake_case) and parameters, and the same enabling conditions. A handler whose
+condition is false changes nothing and returns ``[]`` (client operations return a
+``Reply`` with an error instead). Handlers that change state return the
+``Effect``s the driver must carry out, in order: a ``Persist`` must be durable
+before any ``Send``/``Broadcast``/``Reply`` that follows it, because a promise or
+vote that was sent but not persisted could be forgotten by a crash.
+
+The spec reads a global set of messages ``msgs``; a replica only knows what it
+has sent and received. The spec's predicates over ``msgs`` become local
+knowledge gathered by ``receive``:
+
+* ``Proposed(b, s)``/``Committed(b, s)`` for the replica's own ballot: only the
+  ballot's leader sends 2a and commit messages for it, and it does so in slot
+  order, so two counters (``proposed_upto``, ``committed_upto``) are exact;
+* ``Votes2b``: 2b votes the leader received, per slot;
+* ``KnownCommitted``: commit messages received (or sent), as (ballot, slot);
+* ``LeaseGrantors``: lease grants received, per lease request ``start``.
+
+Time: handlers take ``now_us``, the replica's local clock. Instead of the spec's
+count-downs (``waitLeft``, a lease message's ``left``) the replica keeps absolute
+local deadlines; ``waitLeft = max(0, wait_until - now)`` and a lease request's
+``left = max(0, start + LeaseDur - now)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, TypeAlias
+
+from reference.messages import (
+    EMPTY,
+    Cmd,
+    Command,
+    CommitMsg,
+    Entry,
+    Kind,
+    LeaseAckMsg,
+    LeaseMsg,
+    LeaseNotHeld,
+    Message,
+    NotLeader,
+    NotReady,
+    NotStorage,
+    Phase1aMsg,
+    Phase1bMsg,
+    Phase2aMsg,
+    Phase2bMsg,
+    ReadResult,
+    ReplyResult,
+    Role,
+)
+from reference.storage import (
+    DecodeError,
+    Invalid,
+    Key,
+    KeySchema,
+    Result,
+    StorageEngine,
+    decode_op,
+)
+
+# --- effects -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    dst: str
+    msg: Message
+
+
+@dataclass(frozen=True, slots=True)
+class Broadcast:
+    """Send ``msg`` to every other member (kind other than ``"none"``)."""
+
+    msg: Message
+
+
+@dataclass(frozen=True, slots=True)
+class Persist:
+    """Make durable state ``what`` ("ballot", "log", "granted", "applied") stable.
+
+    ``slot`` names the log slot written, for ``what == "log"``.
+    """
+
+    what: str
+    slot: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Apply:
+    slot: int
+    cmd: Cmd
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    request_id: str
+    result: ReplyResult
+
+
+@dataclass(frozen=True, slots=True)
+class SetTimer:
+    """Call back (e.g. ``pump``) when the local clock reaches ``at_local_us``."""
+
+    name: str
+    at_local_us: int
+
+
+Effect: TypeAlias = Send | Broadcast | Persist | Apply | Reply | SetTimer
+
+# --- configuration -----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ReplicaConfig:
+    lease_dur_us: int
+    lease_margin_us: int
+    max_drift_us: int
+    renew_ahead_us: int
+
+    def __post_init__(self) -> None:
+        if self.lease_dur_us <= 0:
+            raise ValueError("lease_dur_us must be > 0")
+        if self.max_drift_us < 0:
+            raise ValueError("max_drift_us must be >= 0")
+        # The spec's lease safety condition: the old lease and the new leader's wait
+        # are each measured on one clock, and each may be off by MaxDrift in real time.
+        if self.lease_margin_us < 2 * self.max_drift_us:
+            raise ValueError("lease_margin_us must be >= 2 * max_drift_us")
+        # RenewAhead < LeaseDur, or a fresh lease would already be due for renewal.
+        if not 0 <= self.renew_ahead_us < self.lease_dur_us:
+            raise ValueError("renew_ahead_us must be in [0, lease_dur_us)")
+
+
+DEFAULT_SCHEMA = KeySchema("pk")
+
+
+@dataclass(slots=True)
+class _Volatile:
+    """State lost on a crash (the spec's volatileVars plus local knowledge)."""
+
+    role: Role = "follower"
+    proposals: list[Cmd] = field(default_factory=list)
+    read_barrier: int = 0
+    wait_until: int = 0
+    proposed_upto: int = 0
+    committed_upto: int = 0
+    votes: dict[int, set[str]] = field(default_factory=dict)
+    promises: dict[str, Phase1bMsg] = field(default_factory=dict)
+    lease_grants: dict[int, set[str]] = field(default_factory=dict)
+    known_commits: set[tuple[int, int]] = field(default_factory=set)
+
+
+class Replica:
+    """A storage (or log) replica running the spec's Multi-Paxos with leader leases."""
+
+    def __init__(
+        self,
+        node_id: str,
+        members: dict[str, Kind],
+        config: ReplicaConfig,
+        *,
+        schema: KeySchema = DEFAULT_SCHEMA,
+    ) -> None:
+        if node_id not in members:
+            raise ValueError(f"{node_id!r} is not in members")
+        self.node_id = node_id
+        self.members: dict[str, Kind] = dict(members)
+        self.config = config
+        # durable: survives crash()
+        self.ballot = 0
+        self.log: dict[int, Entry] = {}
+        self.granted = 0
+        self.applied = 0
+        self.store = StorageEngine(schema)
+        # Outcome per applied request id: the at-most-once table, part of the applied state.
+        self.results: dict[str, Result] = {}
+        self._v = _Volatile()
+        self.events: list[tuple[str, dict[str, Any]]] = []
+
+    # --- views of state, named as in the spec --------------------------------------
+
+    @property
+    def role(self) -> Role:
+        return self._v.role
+
+    @property
+    def proposals(self) -> list[Cmd]:
+        return self._v.proposals
+
+    @property
+    def read_barrier(self) -> int:
+        return self._v.read_barrier
+
+    @property
+    def wait_until(self) -> int:
+        return self._v.wait_until
+
+    @property
+    def lease_grants(self) -> dict[int, set[str]]:
+        """Lease request start -> replicas that granted it (self included)."""
+        return self._v.lease_grants
+
+    @property
+    def committed_upto(self) -> int:
+        """The spec's CommittedByLeader is 1..committed_upto."""
+        return self._v.committed_upto
+
+    @property
+    def proposed_upto(self) -> int:
+        return self._v.proposed_upto
+
+    def entry(self, s: int) -> Entry:
+        return self.log.get(s, EMPTY)
+
+    def wait_left(self, now_us: int) -> int:
+        return max(0, self._v.wait_until - now_us)
+
+    def member_ids(self) -> list[str]:
+        return sorted(r for r, k in self.members.items() if k != "none")
+
+    def is_member(self) -> bool:
+        return self.members[self.node_id] != "none"
+
+    def is_quorum(self, group: set[str]) -> bool:
+        members = self.member_ids()
+        return 2 * len(group.intersection(members)) > len(members)
+
+    def is_minimal_quorum(self, group: set[str]) -> bool:
+        members = set(self.member_ids())
+        return (
+            group <= members
+            and self.is_quorum(group)
+            and all(not self.is_quorum(group - {a}) for a in group)
+        )
+
+    def next_ballot(self) -> int:
+        """The least ballot above ``ballot`` that belongs to this replica.
+
+        The spec takes only ballots no one has started; ballots congruent to this
+        replica's index modulo the number of replicas give that without coordination.
+        """
+        ids = sorted(self.members)
+        n, i = len(ids), ids.index(self.node_id)
+        b = self.ballot + 1
+        return b + (i - b) % n
+
+    # --- time and leases -------------------------------------------------------------
+
+    def lease_left(self, now_us: int) -> int:
+        """The spec's LeaseLeft: local time left on the longest quorum-granted request."""
+        v = self._v
+        if v.role != "leader":
+            return 0
+        dur = self.config.lease_dur_us
+        held = [t + dur - now_us for t, g in v.lease_grants.items() if self.is_quorum(g)]
+        return max([0, *held])
+
+    def holds_lease(self, now_us: int) -> bool:
+        v = self._v
+        return v.role == "leader" and now_us >= v.wait_until and self.lease_left(now_us) > 0
+
+    def can_serve(self, now_us: int) -> bool:
+        return self.holds_lease(now_us)
+
+    def read_ready(self) -> bool:
+        v = self._v
+        # CommittedByLeader = 1..committed_upto, so the spec's three conjuncts reduce to
+        # read_barrier <= committed_upto <= applied.
+        return v.read_barrier <= v.committed_upto <= self.applied
+
+    def can_strong_read(self, now_us: int) -> bool:
+        return self.can_serve(now_us) and self.read_ready()
+
+    # --- helpers ---------------------------------------------------------------------
+
+    def _record(self, action: str, **args: Any) -> None:
+        self.events.append((action, args))
+
+    def _step_down(self) -> None:
+        # Spec StepDown: all leadership (and candidacy) knowledge is volatile and
+        # tied to the ballot being left, so drop it; commits learned stay useful.
+        self._v = _Volatile(known_commits=self._v.known_commits)
+
+    def _own_log(self) -> tuple[Entry, ...]:
+        top = max(self.log, default=0)
+        return tuple(self.entry(s) for s in range(1, top + 1))
+
+    def _propose(self, b: int, s: int, c: Cmd) -> list[Effect]:
+        # Spec Proposal: persist the entry (the leader's own 2b vote) and send 2a.
+        self.log[s] = Entry(b, c)
+        self._v.proposed_upto = s
+        self._v.votes[s] = {self.node_id}
+        return [Persist("log", s), Broadcast(Phase2aMsg(b, s, c, self.node_id))]
+
+    # --- protocol actions --------------------------------------------------------------
+
+    def phase1a(self, b: int, now_us: int) -> list[Effect]:
+        """Start an election with ballot ``b``, which the caller must own (``next_ballot``)."""
+        del now_us  # elections do not depend on time; kept for a uniform driver interface
+        if self.members[self.node_id] != "storage" or self._v.role == "leader":
+            return []
+        if b <= self.ballot:
+            return []
+        self._step_down()
+        self.ballot = b
+        self._v.role = "candidate"
+        self._record("Phase1a", r=self.node_id, b=b)
+        return [Persist("ballot"), Broadcast(Phase1aMsg(b, self.node_id))]
+
+    def phase1b(self, m: Phase1aMsg) -> list[Effect]:
+        if m.src == self.node_id or not self.is_member() or m.bal <= self.ballot:
+            return []
+        self.ballot = m.bal
+        self._step_down()
+        self._record("Phase1b", a=self.node_id, m=m)
+        reply = Phase1bMsg(m.bal, self.node_id, m.src, self._own_log(), self.granted)
+        return [Persist("ballot"), Send(m.src, reply)]
+
+    def receive_promise(self, m: Phase1bMsg) -> None:
+        """Learn a promise (spec: a 1b message in ``msgs``); no state of the spec changes."""
+        v = self._v
+        if v.role == "candidate" and m.bal == self.ballot and m.dst == self.node_id:
+            v.promises.setdefault(m.src, m)
+
+    def first_quorum(self) -> set[str] | None:
+        """The first minimal quorum of promises to arrive (self first), if any."""
+        group = {self.node_id}
+        for a in self._v.promises:  # dicts keep arrival order
+            if self.is_quorum(group):
+                break
+            if self.members.get(a, "none") != "none":
+                group.add(a)
+        return group if self.is_minimal_quorum(group) else None
+
+    def become_leader(self, b: int, quorum: set[str], now_us: int) -> list[Effect]:
+        v = self._v
+        if v.role != "candidate" or self.ballot != b:
+            return []
+        if not self.is_minimal_quorum(quorum) or self.node_id not in quorum:
+            return []
+        others = quorum - {self.node_id}
+        if not others <= v.promises.keys():
+            return []
+        reports = [self._own_log()] + [v.promises[a].log for a in sorted(others)]
+        top = max(len(rep) for rep in reports)
+        recovered: list[Cmd] = []
+        for s in range(1, top + 1):
+            entries = [rep[s - 1] for rep in reports if s <= len(rep)]
+            # Highest ballot wins; a slot no voter filled has only EMPTY, i.e. NoOp.
+            recovered.append(max(entries, key=lambda e: e.bal).cmd)
+        wait_needed = self.granted > 0 or any(v.promises[a].granted > 0 for a in others)
+        wait_until = now_us + self.config.lease_dur_us + self.config.lease_margin_us
+        v.role = "leader"
+        v.proposals = recovered
+        v.read_barrier = len(recovered)
+        v.wait_until = wait_until if wait_needed else now_us
+        v.promises = {}
+        self._record("BecomeLeader", r=self.node_id, b=b, Q=frozenset(quorum))
+        # LeaseRenew is first enabled once a lease of LeaseDur would outlast the wait.
+        first_renew = max(now_us, v.wait_until - self.config.lease_dur_us + 1)
+        effects: list[Effect] = [SetTimer("lease_renew", first_renew)]
+        if wait_needed:
+            effects.append(SetTimer("wait_over", wait_until))
+        return effects
+
+    def client_write(self, cmd: Command, now_us: int) -> list[Effect]:
+        v = self._v
+        if v.role != "leader":
+            return [Reply(cmd.request_id, NotLeader())]
+        if not self.can_serve(now_us):
+            return [Reply(cmd.request_id, LeaseNotHeld())]
+        if v.proposed_upto < len(v.proposals):
+            # Spec: every earlier slot of the ballot must be proposed first.
+            return [Reply(cmd.request_id, NotReady())]
+        done = self.results.get(cmd.request_id)
+        if done is not None:
+            return [Reply(cmd.request_id, done)]  # a retry of a write already applied
+        if any(isinstance(c, Command) and c.request_id == cmd.request_id for c in v.proposals):
+            return []  # in flight; its reply comes when it is applied
+        b, s = self.ballot, len(v.proposals) + 1
+        v.proposals.append(cmd)
+        self._record("ClientWrite", r=self.node_id, c=cmd)
+        return self._propose(b, s, cmd)
+
+    def phase2a(self, b: int, s: int) -> list[Effect]:
+        v = self._v
+        if v.role != "leader" or self.ballot != b:
+            return []
+        if not 1 <= s <= v.read_barrier or v.proposed_upto != s - 1:
+            return []
+        self._record("Phase2a", r=self.node_id, b=b, s=s)
+        return self._propose(b, s, v.proposals[s - 1])
+
+    def phase2b(self, m: Phase2aMsg) -> list[Effect]:
+        if m.src == self.node_id or not self.is_member() or m.bal < self.ballot or m.slot < 1:
+            return []
+        # The WAL has no holes: slot s of ballot b only after slot s-1 of ballot b.
+        if m.slot > 1 and self.entry(m.slot - 1).bal != m.bal:
+            return []
+        if m.bal > self.ballot:
+            self._step_down()
+        self.ballot = m.bal
+        self.log[m.slot] = Entry(m.bal, m.cmd)
+        self._record("Phase2b", a=self.node_id, m=m)
+        vote = Phase2bMsg(m.bal, m.slot, m.cmd, self.node_id)
+        # Only the ballot's leader counts 2b votes (Votes2b), so send it there alone.
+        return [Persist("ballot"), Persist("log", m.slot), Send(m.src, vote)]
+
+    def receive_vote(self, m: Phase2bMsg) -> None:
+        v = self._v
+        pending = v.committed_upto < m.slot <= v.proposed_upto
+        if v.role == "leader" and m.bal == self.ballot and pending:
+            v.votes.setdefault(m.slot, {self.node_id}).add(m.src)
+
+    def commit(self, b: int, s: int, now_us: int) -> list[Effect]:
+        v = self._v
+        if v.role != "leader" or self.ballot != b or now_us < v.wait_until:
+            return []
+        if self.entry(s).bal != b or v.committed_upto != s - 1:
+            return []
+        if not self.is_quorum(v.votes.get(s, {self.node_id})):
+            return []
+        v.committed_upto = s
+        v.votes.pop(s, None)
+        v.known_commits.add((b, s))
+        self._record("Commit", r=self.node_id, b=b, s=s)
+        return [Broadcast(CommitMsg(b, s, self.node_id))]
+
+    def receive_commit(self, m: CommitMsg) -> None:
+        if m.slot > self.applied:  # knowledge of applied slots is no longer needed
+            self._v.known_commits.add((m.bal, m.slot))
+
+    def apply(self) -> list[Effect]:
+        v = self._v
+        if self.members[self.node_id] != "storage":
+            return []
+        s = self.applied + 1
+        e = self.entry(s)
+        if e.bal == 0 or (e.bal, s) not in v.known_commits:
+            return []
+        self.applied = s
+        v.known_commits = {(b, t) for b, t in v.known_commits if t > s}
+        effects: list[Effect] = [Apply(s, e.cmd), Persist("applied")]
+        if isinstance(e.cmd, Command) and e.cmd.request_id not in self.results:
+            self.results[e.cmd.request_id] = self._apply_op(e.cmd.op)
+        if (
+            isinstance(e.cmd, Command)
+            and v.role == "leader"
+            and s <= v.committed_upto
+        ):
+            # The leader answers writes it committed once it knows their outcome.
+            effects.append(Reply(e.cmd.request_id, self.results[e.cmd.request_id]))
+        self._record("Apply", r=self.node_id)
+        return effects
+
+    def _apply_op(self, op: bytes) -> Result:
+        try:
+            return self.store.apply(decode_op(op))
+        except DecodeError as exc:
+            # Deterministic on every replica, so a malformed write is just a failed write.
+            return Invalid(f"undecodable operation: {exc}")
+
+    def lease_renew(self, now_us: int) -> list[Effect]:
+        v = self._v
+        if v.role != "leader" or self.config.lease_dur_us <= self.wait_left(now_us):
+            return []
+        left = self.lease_left(now_us)
+        if left > self.config.renew_ahead_us:
+            return []
+        dur = self.config.lease_dur_us
+        # One request outstanding at a time: none may outlast the lease already held.
+        if any(t + dur - now_us > left for t in v.lease_grants):
+            return []
+        # Expired requests can never count again (the spec drops them on Tick).
+        v.lease_grants = {t: g for t, g in v.lease_grants.items() if t + dur > now_us}
+        v.lease_grants[now_us] = {self.node_id}
+        self._record("LeaseRenew", r=self.node_id)
+        return [
+            Broadcast(LeaseMsg(self.ballot, now_us, self.node_id)),
+            SetTimer("lease_renew", now_us + dur - self.config.renew_ahead_us),
+        ]
+
+    def lease_grant(self, m: LeaseMsg) -> list[Effect]:
+        if m.src == self.node_id or not self.is_member() or m.bal < self.ballot:
+            return []
+        if m.bal > self.ballot:
+            self._step_down()
+        self.ballot = m.bal
+        self.granted = m.bal
+        self._record("LeaseGrant", a=self.node_id, m=m)
+        ack = LeaseAckMsg(m.bal, m.start, self.node_id, m.src)
+        return [Persist("ballot"), Persist("granted"), Send(m.src, ack)]
+
+    def receive_lease_ack(self, m: LeaseAckMsg) -> None:
+        v = self._v
+        if v.role == "leader" and m.bal == self.ballot and m.dst == self.node_id:
+            grantors = v.lease_grants.get(m.start)
+            if grantors is not None:  # only requests this leadership made
+                grantors.add(m.src)
+
+    def strong_read(self, key: Key, now_us: int, request_id: str = "") -> list[Effect]:
+        v = self._v
+        if v.role != "leader":
+            return [Reply(request_id, NotLeader())]
+        if not self.can_serve(now_us):
+            return [Reply(request_id, LeaseNotHeld())]
+        if not self.read_ready():
+            return [Reply(request_id, NotReady())]
+        return [Reply(request_id, ReadResult(self.store.get(key)))]
+
+    def eventual_read(self, key: Key, request_id: str = "") -> list[Effect]:
+        if self.members[self.node_id] != "storage":
+            return [Reply(request_id, NotStorage())]
+        return [Reply(request_id, ReadResult(self.store.get(key)))]
+
+    def crash(self) -> list[Effect]:
+        """Lose volatile state; ballot, log, granted and the applied B-tree survive."""
+        was = self._v.role
+        self._v = _Volatile()
+        # The spec has no Crash for a candidate (indistinguishable from an election
+        # that never completes) nor for a non-member, so only these record it.
+        if self.is_member() and was != "candidate":
+            self._record("Crash", r=self.node_id)
+        return []
+
+    # --- driver conveniences -------------------------------------------------------------
+
+    def receive(self, m: Message, now_us: int) -> list[Effect]:
+        """Deliver one message, then take every local step it enables (``pump``)."""
+        effects: list[Effect] = []
+        if isinstance(m, Phase1aMsg):
+            effects += self.phase1b(m)
+        elif isinstance(m, Phase1bMsg):
+            self.receive_promise(m)
+        elif isinstance(m, Phase2aMsg):
+            effects += self.phase2b(m)
+        elif isinstance(m, Phase2bMsg):
+            self.receive_vote(m)
+        elif isinstance(m, CommitMsg):
+            self.receive_commit(m)
+        elif isinstance(m, LeaseMsg):
+            effects += self.lease_grant(m)
+        else:
+            self.receive_lease_ack(m)
+        return effects + self.pump(now_us)
+
+    def pump(self, now_us: int) -> list[Effect]:
+        """Take every enabled local action (election, re-proposal, commit, apply, lease)."""
+        v = self._v
+        effects: list[Effect] = []
+        if v.role == "candidate":
+            quorum = self.first_quorum()
+            if quorum is not None:
+                effects += self.become_leader(self.ballot, quorum, now_us)
+        while v.role == "leader" and v.proposed_upto < v.read_barrier:
+            effects += self.phase2a(self.ballot, v.proposed_upto + 1)
+        while step := self.commit(self.ballot, self._v.committed_upto + 1, now_us):
+            effects += step
+        while step := self.apply():
+            effects += step
+        effects += self.lease_renew(now_us)
+        return effects
+
+    def durable_state(self) -> tuple[int, dict[int, Entry], int, int]:
+        return self.ballot, dict(self.log), self.granted, self.applied
+
+
+__all__ = [
+    "Apply",
+    "Broadcast",
+    "Effect",
+    "Persist",
+    "Replica",
+    "ReplicaConfig",
+    "Reply",
+    "Send",
+    "SetTimer",
+]
