@@ -177,8 +177,11 @@ def check_models(
         label = f"[{i}/{len(entries)}] {entry.name} ({entry.kind}, expect {entry.expected})"
         with console.status(label) as status:
             def progress(p: Progress, status: Any = status, label: str = label) -> None:
-                status.update(f"{label}: {p.distinct_states or 0:,} distinct states, "
-                              f"depth {p.depth}, queue {p.queue or 0:,}, {p.seconds:.0f} s")
+                line = (f"{label}: {p.distinct_states or 0:,} distinct states, "
+                        f"depth {p.depth}, queue {p.queue or 0:,}, {p.seconds:.0f} s")
+                status.update(line)
+                if not console.is_terminal:  # logs get TLC's (minutely) progress as lines
+                    console.print(f"     .. {line}", highlight=False)
             run = run_model(manifest, entry, timeout=timeout, out_dir=out_dir,
                             on_progress=progress, compare_counts=not update_manifest)
         runs.append(run)
