@@ -104,7 +104,6 @@ MinimalQuorums == {Q \in Quorums : \A a \in Q : ~IsQuorum(Q \ {a})}
 (* only a ballot no replica has started yet, which is the same guarantee   *)
 (* without an order on replica identities (so SYMMETRY stays sound).      *)
 (***************************************************************************)
-BallotOwner(b) == CHOOSE m \in msgs : m.type = "1a" /\ m.bal = b
 
 -----------------------------------------------------------------------------
 (* The key-value state machine *)
@@ -617,7 +616,6 @@ ChosenTriples ==
 \* <<s, c>>: command c is chosen at slot s.
 ChosenPairs == {<<t[2], t[3]>> : t \in ChosenTriples}
 
-ChosenCmds(s) == {p[2] : p \in {p \in ChosenPairs : p[1] = s}}
 
 \* No slot has two chosen values.
 Agreement == \A p, q \in ChosenPairs : p[1] = q[1] => p[2] = q[2]
