@@ -27,7 +27,7 @@ from conformance.tlc_runner import Progress, TLCResult, run_tlc
 from conformance.tlc_trace import format_trace, trace_to_json
 
 # Operators that TLC may report instead of the action a step took (see action_names).
-NEXT_WRAPPERS = frozenset({"Next", "ProtocolNext", "FaultNext", "EnvNext"})
+NEXT_WRAPPERS = frozenset({"Next", "ProtocolNext", "FaultNext", "LiveNext"})
 
 
 @dataclass

@@ -558,15 +558,18 @@ Spec == Init /\ [][Next]_vars
 
 -----------------------------------------------------------------------------
 (***************************************************************************)
-(* A view for TLC that leaves out dead messages: messages no step can ever *)
-(* act on again, and that no property reads.  Two states that differ only *)
-(* in dead messages have the same future and satisfy the same properties, *)
-(* so TLC may treat them as one.                                          *)
+(* A view for TLC that leaves out dead messages, which no property reads. *)
 (*  - A promise (1b) for ballot b is dead once b's candidate is no longer  *)
-(*    a candidate for b: only BecomeLeader reads promises.                *)
+(*    a candidate for b: only BecomeLeader reads promises, and a ballot is *)
+(*    never started twice.  States differing only in such promises have   *)
+(*    the same future.                                                    *)
 (*  - A lease request or grant is dead once its leader no longer leads its *)
-(*    ballot: taking it could only raise a replica's ballot or granted     *)
-(*    record, which disables steps and never enables one.                  *)
+(*    ballot.  Taking it late can still raise a replica's ballot or        *)
+(*    granted record, but that only disables steps and never enables one, *)
+(*    so every state TLC skips this way is a restriction of one it keeps.  *)
+(*    Which of the two it keeps depends on exploration order, so distinct *)
+(*    state counts are repeatable only with one TLC worker; the manifest  *)
+(*    pins single-worker counts.                                          *)
 (***************************************************************************)
 Dead(m) ==
     \/ /\ m.type = "1b"
