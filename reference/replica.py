@@ -152,6 +152,9 @@ class _Volatile:
     promises: dict[str, Phase1bMsg] = field(default_factory=dict)
     lease_grants: dict[int, set[str]] = field(default_factory=dict)
     known_commits: set[tuple[int, int]] = field(default_factory=set)
+    early: dict[int, Phase2aMsg] = field(default_factory=dict)
+    proposal_rids: set[str] = field(default_factory=set)
+    """Request ids in ``proposals``: a retried write already proposed is not proposed again."""
 
 
 class Replica:
@@ -169,6 +172,9 @@ class Replica:
             raise ValueError(f"{node_id!r} is not in members")
         self.node_id = node_id
         self.members: dict[str, Kind] = dict(members)
+        # Membership is fixed for a replica's lifetime (no reconfiguration yet).
+        self._member_ids = sorted(r for r, k in self.members.items() if k != "none")
+        self._member_set = frozenset(self._member_ids)
         self.config = config
         # durable: survives crash()
         self.ballot = 0
@@ -220,14 +226,13 @@ class Replica:
         return max(0, self._v.wait_until - now_us)
 
     def member_ids(self) -> list[str]:
-        return sorted(r for r, k in self.members.items() if k != "none")
+        return list(self._member_ids)
 
     def is_member(self) -> bool:
         return self.members[self.node_id] != "none"
 
     def is_quorum(self, group: set[str]) -> bool:
-        members = self.member_ids()
-        return 2 * len(group.intersection(members)) > len(members)
+        return 2 * len(group & self._member_set) > len(self._member_set)
 
     def is_minimal_quorum(self, group: set[str]) -> bool:
         members = set(self.member_ids())
@@ -282,8 +287,9 @@ class Replica:
 
     def _step_down(self) -> None:
         # Spec StepDown: all leadership (and candidacy) knowledge is volatile and
-        # tied to the ballot being left, so drop it; commits learned stay useful.
-        self._v = _Volatile(known_commits=self._v.known_commits)
+        # tied to the ballot being left, so drop it; commits learned and 2a messages
+        # held for later stay useful (stale ones are filtered when used).
+        self._v = _Volatile(known_commits=self._v.known_commits, early=self._v.early)
 
     def _own_log(self) -> tuple[Entry, ...]:
         top = max(self.log, default=0)
@@ -356,6 +362,7 @@ class Replica:
         wait_until = now_us + self.config.lease_dur_us + self.config.lease_margin_us
         v.role = "leader"
         v.proposals = recovered
+        v.proposal_rids = {c.request_id for c in recovered if isinstance(c, Command)}
         v.read_barrier = len(recovered)
         v.wait_until = wait_until if wait_needed else now_us
         v.promises = {}
@@ -379,11 +386,12 @@ class Replica:
         done = self.results.get(cmd.request_id)
         if done is not None:
             return [Reply(cmd.request_id, done)]  # a retry of a write already applied
-        if any(isinstance(c, Command) and c.request_id == cmd.request_id for c in v.proposals):
+        if cmd.request_id in v.proposal_rids:
             return []  # in flight; its reply comes when it is applied
         b, s = self.ballot, len(v.proposals) + 1
         v.proposals.append(cmd)
-        self._record("ClientWrite", r=self.node_id, c=cmd)
+        v.proposal_rids.add(cmd.request_id)
+        self._record("ClientWrite", r=self.node_id, c=cmd, s=s)
         return self._propose(b, s, cmd)
 
     def phase2a(self, b: int, s: int) -> list[Effect]:
@@ -409,6 +417,47 @@ class Replica:
         vote = Phase2bMsg(m.bal, m.slot, m.cmd, self.node_id)
         # Only the ballot's leader counts 2b votes (Votes2b), so send it there alone.
         return [Persist("ballot"), Persist("log", m.slot), Send(m.src, vote)]
+
+    EARLY_LIMIT = 1024
+    PIPELINE = 128
+
+    @property
+    def has_gap(self) -> bool:
+        """A 2a arrived ahead of a slot this replica lacks (see _accept_in_order)."""
+        return bool(self._v.early)
+
+    def resend_uncommitted(self, window: int = 64) -> list[Effect]:
+        """Leader: re-broadcast the 2a messages of the oldest uncommitted slots."""
+        v = self._v
+        if v.role != "leader":
+            return []
+        b = self.ballot
+        top = min(v.proposed_upto, v.committed_upto + window)
+        return [Broadcast(Phase2aMsg(b, s, self.log[s].cmd, self.node_id))
+                for s in range(v.committed_upto + 1, top + 1)]
+
+    def _accept_in_order(self, m: Phase2aMsg) -> list[Effect]:
+        """Phase2b on ``m`` and on any buffered 2a messages it makes acceptable.
+
+        The network reorders, and the no-holes rule rejects slot s of ballot b before
+        slot s-1 of b, so a 2a that arrives early is held (in volatile memory; the spec
+        keeps every message in ``msgs``, so handling it later is a step it allows).
+        """
+        v = self._v
+        if m.slot > 1 and self.entry(m.slot - 1).bal != m.bal and m.bal >= self.ballot:
+            if len(v.early) < self.EARLY_LIMIT:
+                v.early[m.slot] = m
+            return []
+        effects = self.phase2b(m)
+        v = self._v  # phase2b may have stepped down, replacing the volatile state
+        nxt = v.early.pop(m.slot + 1, None) if effects else None
+        while nxt is not None and nxt.bal == m.bal:
+            step = self.phase2b(nxt)
+            effects += step
+            nxt = v.early.pop(nxt.slot + 1, None) if step else None
+        if v.early and min(v.early) <= m.slot:
+            v.early = {s: e for s, e in v.early.items() if s > m.slot and e.bal >= self.ballot}
+        return effects
 
     def receive_vote(self, m: Phase2bMsg) -> None:
         v = self._v
@@ -454,7 +503,7 @@ class Replica:
         ):
             # The leader answers writes it committed once it knows their outcome.
             effects.append(Reply(e.cmd.request_id, self.results[e.cmd.request_id]))
-        self._record("Apply", r=self.node_id)
+        self._record("Apply", r=self.node_id, s=s, c=e.cmd)
         return effects
 
     def _apply_op(self, op: bytes) -> Result:
@@ -478,7 +527,7 @@ class Replica:
         # Expired requests can never count again (the spec drops them on Tick).
         v.lease_grants = {t: g for t, g in v.lease_grants.items() if t + dur > now_us}
         v.lease_grants[now_us] = {self.node_id}
-        self._record("LeaseRenew", r=self.node_id)
+        self._record("LeaseRenew", r=self.node_id, start=now_us)
         return [
             Broadcast(LeaseMsg(self.ballot, now_us, self.node_id)),
             SetTimer("lease_renew", now_us + dur - self.config.renew_ahead_us),
@@ -510,12 +559,16 @@ class Replica:
             return [Reply(request_id, LeaseNotHeld())]
         if not self.read_ready():
             return [Reply(request_id, NotReady())]
-        return [Reply(request_id, ReadResult(self.store.get(key)))]
+        item = self.store.get(key)
+        self._record("StrongRead", r=self.node_id, k=key)
+        return [Reply(request_id, ReadResult(item))]
 
     def eventual_read(self, key: Key, request_id: str = "") -> list[Effect]:
         if self.members[self.node_id] != "storage":
             return [Reply(request_id, NotStorage())]
-        return [Reply(request_id, ReadResult(self.store.get(key)))]
+        item = self.store.get(key)
+        self._record("EventualRead", r=self.node_id, k=key)
+        return [Reply(request_id, ReadResult(item))]
 
     def crash(self) -> list[Effect]:
         """Lose volatile state; ballot, log, granted and the applied B-tree survive."""
@@ -527,6 +580,87 @@ class Replica:
             self._record("Crash", r=self.node_id)
         return []
 
+    # --- retransmission (re-sends messages the spec already has in msgs) ---------------
+
+    def ballot_owner(self, b: int | None = None) -> str | None:
+        """The replica that may lead ballot ``b`` (default: the current one); see next_ballot."""
+        b = self.ballot if b is None else b
+        if b <= 0:
+            return None
+        ids = sorted(self.members)
+        return ids[b % len(ids)]
+
+    def have(self) -> int:
+        """Highest slot holding an entry of the current ballot (0 if none).
+
+        By the no-holes rule of phase2b every lower slot holds one too, so this is
+        how far this replica's log agrees with the ballot's leader.
+        """
+        b = self.ballot
+        for s in sorted(self.log, reverse=True):
+            if self.log[s].bal == b:
+                return s
+        return 0
+
+    def catch_up(self, src: str, bal: int, have: int, applied: int,
+                 window: int = 256) -> list[Effect]:
+        """Leader: re-send the 2a and commit messages a lagging follower lacks.
+
+        ``have``/``applied`` are the follower's report. A follower in an older ballot
+        shares no entry of ours, so it gets the ballot's 2a messages from slot 1.
+        """
+        v = self._v
+        if v.role != "leader" or src == self.node_id or bal > self.ballot:
+            return []
+        b = self.ballot
+        start = have + 1 if bal == b else 1
+        effects: list[Effect] = [
+            Send(src, Phase2aMsg(b, s, self.log[s].cmd, self.node_id))
+            for s in range(start, min(v.proposed_upto, start + window - 1) + 1)
+        ]
+        effects += [
+            Send(src, CommitMsg(b, s, self.node_id))
+            for s in range(applied + 1, min(v.committed_upto, applied + window) + 1)
+        ]
+        return effects
+
+    def lease_resend(self, now_us: int) -> list[Effect]:
+        """Leader: re-broadcast a lease request that has not yet reached a quorum."""
+        v = self._v
+        if v.role != "leader":
+            return []
+        dur = self.config.lease_dur_us
+        return [
+            Broadcast(LeaseMsg(self.ballot, t, self.node_id))
+            for t, g in sorted(v.lease_grants.items())
+            if t + dur > now_us and not self.is_quorum(g)
+        ]
+
+    @classmethod
+    def restore(
+        cls,
+        node_id: str,
+        members: dict[str, Kind],
+        config: ReplicaConfig,
+        durable: tuple[int, dict[int, Entry], int, int],
+        *,
+        schema: KeySchema = DEFAULT_SCHEMA,
+    ) -> Replica:
+        """A restarted replica from its recovered durable state.
+
+        The B-tree is rebuilt by re-applying slots 1..applied, which gives exactly the
+        state the spec keeps durable (``applied``): apply is deterministic.
+        """
+        ballot, log, granted, applied = durable
+        r = cls(node_id, members, config, schema=schema)
+        r.ballot, r.log, r.granted = ballot, dict(log), granted
+        for s in range(1, applied + 1):
+            cmd = r.entry(s).cmd
+            if isinstance(cmd, Command) and cmd.request_id not in r.results:
+                r.results[cmd.request_id] = r._apply_op(cmd.op)
+        r.applied = applied
+        return r
+
     # --- driver conveniences -------------------------------------------------------------
 
     def receive(self, m: Message, now_us: int) -> list[Effect]:
@@ -537,7 +671,7 @@ class Replica:
         elif isinstance(m, Phase1bMsg):
             self.receive_promise(m)
         elif isinstance(m, Phase2aMsg):
-            effects += self.phase2b(m)
+            effects += self._accept_in_order(m)
         elif isinstance(m, Phase2bMsg):
             self.receive_vote(m)
         elif isinstance(m, CommitMsg):
@@ -556,7 +690,10 @@ class Replica:
             quorum = self.first_quorum()
             if quorum is not None:
                 effects += self.become_leader(self.ballot, quorum, now_us)
-        while v.role == "leader" and v.proposed_upto < v.read_barrier:
+        # Re-propose recovered slots with a bounded number uncommitted, so a long log
+        # does not flood followers (the spec lets Phase2a wait).
+        while (v.role == "leader" and v.proposed_upto < v.read_barrier
+               and v.proposed_upto - v.committed_upto < self.PIPELINE):
             effects += self.phase2a(self.ballot, v.proposed_upto + 1)
         while step := self.commit(self.ballot, self._v.committed_upto + 1, now_us):
             effects += step

@@ -830,3 +830,12 @@ def decode_op(data: bytes) -> WriteOp:
     if not isinstance(actions, list):
         raise DecodeError("actions must be a list")
     return Update(key, tuple(_action_from_json(a) for a in actions), cond)
+
+
+def key_to_json(key: Key) -> dict[str, Any]:
+    """``{"p": <value>, "s": <value>}`` (``s`` only with a sort key)."""
+    return _key_to_json(key)
+
+
+def key_from_json(obj: Any) -> Key:
+    return _key_from_json(obj)

@@ -244,7 +244,7 @@ def test_client_write_proposes_at_next_slot() -> None:
     assert effects == [Persist("log", 1), Broadcast(Phase2aMsg(1, 1, put("w1", 1), "a"))]
     assert r.log[1] == Entry(1, put("w1", 1))
     assert r.proposals == [put("w1", 1)]
-    assert r.events[-1] == ("ClientWrite", {"r": "a", "c": put("w1", 1)})
+    assert r.events[-1] == ("ClientWrite", {"r": "a", "c": put("w1", 1), "s": 1})
     r.client_write(put("w2", 2), 11)
     assert r.log[2] == Entry(1, put("w2", 2))
 
@@ -377,7 +377,7 @@ def test_apply_needs_known_commit_of_own_entry_in_order() -> None:
     assert unchanged(r, r.apply(), before)  # committed in a ballot other than its copy's
     r.receive_commit(CommitMsg(1, 1, "a"))
     assert r.apply() == [Apply(1, put("w1", 1)), Persist("applied")]
-    assert r.events[-1] == ("Apply", {"r": "b"})
+    assert r.events[-1][0] == "Apply" and r.events[-1][1]["r"] == "b"
     assert r.apply()
     assert r.applied == 2
     got = r.store.get(K)
@@ -423,7 +423,7 @@ def test_lease_needs_quorum_and_expires() -> None:
     r.become_leader(1, {"a", "b"}, 100)
     assert r.lease_renew(100) == [Broadcast(LeaseMsg(1, 100, "a")),
                                   SetTimer("lease_renew", 100 + DUR - AHEAD)]
-    assert r.events[-1] == ("LeaseRenew", {"r": "a"})
+    assert r.events[-1][0] == "LeaseRenew" and r.events[-1][1]["r"] == "a"
     assert not r.holds_lease(100)  # only itself so far
     r.receive_lease_ack(LeaseAckMsg(1, 100, "c", "b"))  # addressed to another replica
     r.receive_lease_ack(LeaseAckMsg(0, 100, "c", "a"))  # another ballot
@@ -664,3 +664,109 @@ def test_random_schedules_keep_replicas_consistent() -> None:
             assert by_len.setdefault(r.applied, r.store.checksum()) == r.store.checksum(), n
         total_applied += len(longest)
     assert total_applied > 300  # the schedules do make progress
+
+
+# --- reads are recorded (the trace checks their enabling conditions) -------------------
+
+
+def test_served_reads_are_recorded() -> None:
+    r = leader(b=1)
+    assert r.strong_read(K, 1, "q") == [Reply("q", ReadResult(None))]
+    assert r.events[-1] == ("StrongRead", {"r": "a", "k": K})
+    f = rep("c")
+    f.eventual_read(K, "e")
+    assert f.events == [("EventualRead", {"r": "c", "k": K})]
+
+
+# --- retransmission: re-sends of messages the spec already has -------------------------
+
+
+def test_ballot_owner_matches_next_ballot() -> None:
+    for node in MEMBERS:
+        r = rep(node)
+        for _ in range(5):
+            r.ballot = r.next_ballot()
+            assert r.ballot_owner() == node
+    assert rep().ballot_owner(0) is None
+
+
+def test_have_is_highest_slot_of_current_ballot() -> None:
+    r = rep("b")
+    assert r.have() == 0
+    r.phase2b(Phase2aMsg(3, 1, NOOP, "a"))
+    r.phase2b(Phase2aMsg(3, 2, NOOP, "a"))
+    r.log[3] = Entry(1, NOOP)  # a stale entry from an older ballot
+    assert r.have() == 2
+
+
+def test_out_of_order_2a_is_held_until_the_gap_fills() -> None:
+    r = rep("b")
+    m1, m2, m3 = (Phase2aMsg(3, s, put(f"w{s}", s), "a") for s in (1, 2, 3))
+    assert r.receive(m3, 0) == [] and r.receive(m2, 0) == []
+    assert r.has_gap and 2 not in r.log
+    effects = r.receive(m1, 0)
+    votes = [e.msg.slot for e in effects if isinstance(e, Send)]
+    assert votes == [1, 2, 3] and not r.has_gap
+    assert [r.log[s].bal for s in (1, 2, 3)] == [3, 3, 3]
+    assert [e[0] for e in r.events] == ["Phase2b"] * 3
+
+
+def test_held_2a_of_an_old_ballot_is_dropped() -> None:
+    r = rep("b")
+    r.receive(Phase2aMsg(3, 2, NOOP, "a"), 0)  # held: slot 1 missing
+    r.receive(Phase2aMsg(4, 1, NOOP, "c"), 0)  # ballot 4 overtakes it
+    r.receive(Phase2aMsg(4, 2, put("x", 1), "c"), 0)
+    assert r.log[2] == Entry(4, put("x", 1)) and not r.has_gap
+
+
+def test_catch_up_resends_missing_2a_and_commits() -> None:
+    r = leader(b=1)
+    for i in range(3):
+        r.client_write(put(f"w{i}", i), 1)
+    r.receive_vote(Phase2bMsg(1, 1, put("w0", 0), "b"))
+    r.commit(1, 1, 1)
+    effects = r.catch_up("c", 1, have=1, applied=0)
+    assert effects == [Send("c", Phase2aMsg(1, 2, put("w1", 1), "a")),
+                       Send("c", Phase2aMsg(1, 3, put("w2", 2), "a")),
+                       Send("c", CommitMsg(1, 1, "a"))]
+    # A follower in an older ballot gets the ballot's log from slot 1.
+    older = r.catch_up("c", 0, have=3, applied=1)
+    assert [e.msg.slot for e in older if isinstance(e, Send)] == [1, 2, 3]
+    assert r.catch_up("c", 1, have=1, applied=0, window=1) == [
+        Send("c", Phase2aMsg(1, 2, put("w1", 1), "a")), Send("c", CommitMsg(1, 1, "a"))]
+    before = snapshot(r)
+    assert r.catch_up("c", 2, have=0, applied=0) == []  # a newer ballot: not ours to serve
+    assert rep("b").catch_up("c", 1, 0, 0) == []  # only a leader answers
+    assert snapshot(r) == before  # re-sending changes nothing
+
+
+def test_resend_uncommitted_rebroadcasts_oldest_pending_2a() -> None:
+    r = leader(b=1)
+    assert r.resend_uncommitted() == []
+    r.client_write(put("x", 1), 1)
+    r.client_write(put("y", 2), 1)
+    assert r.resend_uncommitted(window=1) == [Broadcast(Phase2aMsg(1, 1, put("x", 1), "a"))]
+    assert len(r.resend_uncommitted()) == 2
+    assert rep("b").resend_uncommitted() == []
+
+
+def test_lease_resend_repeats_only_unanswered_live_requests() -> None:
+    r = leader(b=1, now=0)
+    assert r.lease_resend(1) == []  # the only request has a quorum
+    t = DUR - AHEAD  # renewal is due
+    assert r.lease_renew(t)
+    assert r.lease_resend(t + 1) == [Broadcast(LeaseMsg(1, t, "a"))]
+    assert r.lease_resend(t + DUR) == []  # expired: it can never count again
+    r.receive_lease_ack(LeaseAckMsg(1, t, "c", "a"))
+    assert r.lease_resend(t + 1) == []
+    assert rep("b").lease_resend(0) == []
+
+
+def test_restore_rebuilds_the_btree_from_applied_slots() -> None:
+    log = {1: Entry(2, put("x", 1)), 2: Entry(2, NOOP), 3: Entry(2, put("x", 1)),
+           4: Entry(2, put("y", 5))}
+    r = Replica.restore("b", MEMBERS, CFG, (3, log, 2, 3))
+    assert (r.ballot, r.granted, r.applied, r.role) == (3, 2, 3, "follower")
+    assert r.store.get(K) == M(pk=S("k"), v=N(1))
+    assert set(r.results) == {"x"}  # slot 3 retried x: applied once; slot 4 not yet applied
+    assert r.log == log and r.log is not log

@@ -1,0 +1,196 @@
+"""A simulated replication group: replicas in availability zones, clients, workload, faults.
+
+``World(SimConfig(...)).run()`` builds everything from one seed, runs the workload
+for ``duration_us`` of simulated time under the named fault schedule, then heals
+every fault, restarts crashed replicas and lets the group settle for
+``settle_us`` so that the final state can be audited.
+
+Randomness: one ``random.Random(seed)`` in the simulator; every component gets its
+own stream forked from it in a fixed order, so adding draws in one component does
+not perturb the others, and the same configuration gives byte-identical traces.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field, replace
+from typing import IO
+
+from reference.audit import AuditReport, audit
+from reference.client import Client, ClientConfig, HistoryRecord
+from reference.clocks import LocalClock
+from reference.messages import Cmd, Kind
+from reference.network import Network, NetworkConfig
+from reference.node import NodeConfig, ReplicaNode
+from reference.replica import DEFAULT_SCHEMA, ReplicaConfig
+from reference.simulator import Simulator
+from reference.trace import TraceWriter
+from reference.workload import Workload, WorkloadConfig
+
+FAULT_SCHEDULES = ("none", "crashes", "partitions", "flaky-network", "clock-drift", "disk-faults")
+
+
+@dataclass(frozen=True, slots=True)
+class SimConfig:
+    seed: int = 1
+    replicas: int = 3
+    azs: int = 3
+    clients: int = 8
+    duration_us: int = 30_000_000
+    settle_us: int = 5_000_000
+    faults: str = "none"
+    workload: WorkloadConfig = field(default_factory=WorkloadConfig)
+    lease_dur_us: int = 1_000_000
+    renew_ahead_us: int = 500_000
+    max_drift_us: int = 2_000
+    max_rate_ppm: int = 200
+    lease_margin_us: int | None = None
+    """Default: 2 * max_drift_us + 1 ms, the least the lease safety condition allows plus slack."""
+    network: NetworkConfig = field(default_factory=NetworkConfig)
+    node: NodeConfig = field(default_factory=NodeConfig)
+    client: ClientConfig = field(default_factory=ClientConfig)
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.replicas <= 9:
+            raise ValueError("replicas must be in 1..9")
+        if self.azs < 1 or self.clients < 0:
+            raise ValueError("azs must be >= 1 and clients >= 0")
+        if self.duration_us <= 0 or self.settle_us < 0:
+            raise ValueError("duration must be > 0 and settle time >= 0")
+        if self.faults not in FAULT_SCHEDULES:
+            raise ValueError(f"unknown fault schedule {self.faults!r}; "
+                             f"choose from {', '.join(FAULT_SCHEDULES)}")
+
+    def replica_config(self) -> ReplicaConfig:
+        margin = self.lease_margin_us
+        if margin is None:
+            margin = 2 * self.max_drift_us + 1_000
+        return ReplicaConfig(lease_dur_us=self.lease_dur_us, lease_margin_us=margin,
+                             max_drift_us=self.max_drift_us, renew_ahead_us=self.renew_ahead_us)
+
+    def effective(self) -> SimConfig:
+        """The configuration the fault schedule actually runs with."""
+        if self.faults == "flaky-network":
+            return replace(self, network=replace(
+                self.network, loss_prob=max(self.network.loss_prob, 0.05),
+                dup_prob=max(self.network.dup_prob, 0.02),
+                jitter_us=max(self.network.jitter_us, 3_000),
+                corrupt_prob=max(self.network.corrupt_prob, 0.01)))
+        if self.faults == "clock-drift":
+            drift = max(self.max_drift_us, 50_000)
+            return replace(self, max_drift_us=drift, max_rate_ppm=max(self.max_rate_ppm, 50_000))
+        return self
+
+
+def replica_names(n: int) -> list[str]:
+    return [f"r{i}" for i in range(1, n + 1)]
+
+
+class World:
+    def __init__(self, config: SimConfig, trace_sinks: dict[str, IO[bytes]] | None = None) -> None:
+        self.requested = config
+        self.config = cfg = config.effective()
+        self.sim = sim = Simulator(cfg.seed)
+        self.net = Network(sim, sim.fork_rng(), cfg.network)
+        names = replica_names(cfg.replicas)
+        members: dict[str, Kind] = {n: "storage" for n in names}
+        rcfg = cfg.replica_config()
+        self.nodes: dict[str, ReplicaNode] = {}
+        for i, name in enumerate(names):
+            clock = LocalClock(sim, cfg.max_drift_us, sim.fork_rng(),
+                               max_rate_ppm=cfg.max_rate_ppm)
+            sink = trace_sinks.get(name) if trace_sinks is not None else None
+            self.nodes[name] = ReplicaNode(sim, self.net, name, f"az{i % cfg.azs + 1}", members,
+                                           rcfg, clock, sim.fork_rng(),
+                                           TraceWriter(name, name, sink), cfg.node)
+        self.history: list[HistoryRecord] = []
+        self.clients = [
+            Client(sim, self.net, f"c{i + 1}", f"az{i % cfg.azs + 1}", names, sim.fork_rng(),
+                   self.history, cfg.client)
+            for i in range(cfg.clients)
+        ]
+        self.workload = Workload(sim, self.clients, sim.fork_rng(), cfg.workload,
+                                 stop_us=cfg.duration_us)
+        self.fault_rng = sim.fork_rng()
+        self.faults_injected: Counter[str] = Counter()
+        self.fault_log: list[tuple[int, str]] = []
+
+    # --- observation ---------------------------------------------------------------------
+
+    def leader(self) -> str | None:
+        """The up replica that leads the highest ballot, if any."""
+        best: tuple[int, str] | None = None
+        for name, node in self.nodes.items():
+            r = node.replica
+            if node.state == "up" and r.role == "leader" and (best is None or r.ballot > best[0]):
+                best = (r.ballot, name)
+        return None if best is None else best[1]
+
+    def up_nodes(self) -> list[str]:
+        return [n for n, node in self.nodes.items() if node.state == "up"]
+
+    def note(self, what: str) -> None:
+        self.faults_injected[what.split(" ")[0]] += 1
+        self.fault_log.append((self.sim.now, what))
+
+    # --- faults (also used by tests and the Hypothesis state machines) -------------------
+
+    def crash(self, name: str) -> None:
+        if self.nodes[name].state == "up":
+            self.note(f"crash {name}")
+            self.nodes[name].crash()
+
+    def restart(self, name: str) -> None:
+        if self.nodes[name].state == "down":
+            self.note(f"restart {name}")
+            self.nodes[name].restart()
+
+    def isolate(self, name: str) -> None:
+        self.note(f"isolate {name}")
+        self.net.isolate(name)
+
+    def fail_link(self, src: str, dst: str) -> None:
+        self.note(f"fail_link {src}->{dst}")
+        self.net.fail_link(src, dst)
+
+    def heal(self) -> None:
+        self.note("heal")
+        self.net.heal()
+        for a in self.nodes:
+            for b in self.nodes:
+                self.net.restore_link(a, b)
+
+    # --- running ---------------------------------------------------------------------------
+
+    def run(self) -> None:
+        from reference.faults import install
+
+        install(self)
+        self.workload.start()
+        self.sim.run(until_us=self.config.duration_us)
+        self.settle()
+
+    def settle(self) -> None:
+        """Heal, restart, and let the group finish in-flight work without new load."""
+        self.heal()
+        for name in self.nodes:
+            self.restart(name)
+        self.sim.run(until_us=self.sim.now + self.config.settle_us)
+
+    def chosen_log(self) -> list[Cmd]:
+        """The applied prefix of the most advanced up replica: commands chosen, in order."""
+        best = max((self.nodes[n].replica for n in self.up_nodes()), key=lambda r: r.applied,
+                   default=None)
+        if best is None:
+            return []
+        return [best.entry(s).cmd for s in range(1, best.applied + 1)]
+
+    def applied_logs(self) -> dict[str, list[Cmd]]:
+        out = {}
+        for n in self.up_nodes():
+            r = self.nodes[n].replica
+            out[n] = [r.entry(s).cmd for s in range(1, r.applied + 1)]
+        return out
+
+    def audit(self) -> AuditReport:
+        return audit(self.history, self.chosen_log(), DEFAULT_SCHEMA, self.applied_logs())

@@ -1,0 +1,76 @@
+"""Named fault schedules for ``dynaspec simulate --faults NAME``.
+
+Each schedule injects faults during the workload (``[0, duration)``); the world
+heals everything afterwards. Times are drawn from the world's fault stream.
+
+* ``none``: a healthy group.
+* ``crashes``: every 3-8 s a replica crashes (half the time the leader) and
+  restarts 1-4 s later; a crash may leave a torn last WAL record.
+* ``partitions``: every 3-8 s either the leader or a random replica is isolated
+  (symmetric partition), or one direction of a link from the leader fails (a gray
+  failure: the leader hears the follower but cannot reach it); healed 1-5 s later.
+* ``flaky-network``: 5% loss, 2% duplication, 3 ms jitter (reordering), 1% of
+  frames corrupted (caught by the message checksum); see ``SimConfig.effective``.
+* ``clock-drift``: clocks wander within +/-50 ms at up to 5% rate error, and the
+  leader crashes every 4-8 s, so leases change hands under maximal drift.
+* ``disk-faults``: as ``crashes``, and once a bit of a down replica's WAL rots;
+  that replica finds the corruption on restart and is quarantined.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from reference.cluster import World
+
+SECOND = 1_000_000
+
+
+def install(world: World) -> None:
+    kind = world.config.faults
+    if kind in ("crashes", "disk-faults"):
+        _every(world, 3 * SECOND, 8 * SECOND, lambda: _crash_one(world, 0.5))
+    elif kind == "partitions":
+        _every(world, 3 * SECOND, 8 * SECOND, lambda: _partition_one(world))
+    elif kind == "clock-drift":
+        _every(world, 4 * SECOND, 8 * SECOND, lambda: _crash_one(world, 1.0))
+
+
+def _every(world: World, lo: int, hi: int, act: object) -> None:
+    rng = world.fault_rng
+    t = rng.randint(lo, hi)
+    end = world.config.duration_us
+    while t < end:
+        world.sim.schedule_at(t, act)  # type: ignore[arg-type]
+        t += rng.randint(lo, hi)
+
+
+def _crash_one(world: World, leader_bias: float) -> None:
+    rng = world.fault_rng
+    up = world.up_nodes()
+    if len(up) <= len(world.nodes) // 2:
+        return  # keep a quorum up so the run keeps making progress
+    leader = world.leader()
+    name = leader if leader is not None and rng.random() < leader_bias else rng.choice(up)
+    world.crash(name)
+    node = world.nodes[name]
+    flip = world.config.faults == "disk-faults" and not world.faults_injected["flip_bit"]
+    if flip:
+        offset = node.flip_wal_bit()
+        world.note(f"flip_bit {name} byte {offset}")
+    world.sim.schedule(rng.randint(1 * SECOND, 4 * SECOND), world.restart, name)
+
+
+def _partition_one(world: World) -> None:
+    rng = world.fault_rng
+    leader = world.leader()
+    names = list(world.nodes)
+    roll = rng.random()
+    if leader is not None and roll < 0.4:
+        world.isolate(leader)
+    elif leader is not None and roll < 0.7:
+        world.fail_link(leader, rng.choice([n for n in names if n != leader]))
+    else:
+        world.isolate(rng.choice(names))
+    world.sim.schedule(rng.randint(1 * SECOND, 5 * SECOND), world.heal)

@@ -1,0 +1,444 @@
+"""A replica process in the simulated world: the driver around the sans-IO Replica.
+
+The node owns what the replica must not: the network endpoint, the local clock,
+timers, the write-ahead log on its disk, and the trace. It
+
+* decodes verified frames and hands messages to the replica's handlers;
+* writes every ``Persist`` effect to the WAL and carries out the step's sends,
+  replies and trace events only once the WAL is synced (``disk_sync_us`` later).
+  A step is thus atomic with respect to crashes, as in the spec: a crash before the
+  sync loses the step entirely (its WAL records, sends and trace events), a crash
+  after it loses nothing the step made durable. Steps complete in order;
+* runs a housekeeping tick: the election timeout (a follower that has not heard
+  from its ballot's leader for a randomized timeout starts an election), lease
+  re-requests, and catch-up reports to the leader;
+* crashes (volatile state and unsynced WAL bytes are lost, and the last unsynced
+  record may be left torn) and restarts (WAL recovery, then ``Replica.restore``).
+
+Design choice (paper §5.2 is silent on repair): recovery that stops at a torn
+tail only lost unsynced bytes, so the replica rejoins and catches up. Recovery
+that stops at a *corrupt* record lost synced records — promises or votes the
+replica may have given — and a Paxos acceptor that forgot a promise can break
+Agreement. Such a replica is quarantined: it stays out of the protocol and the
+group runs on without it until an operator (or, later, membership change)
+replaces it. Corrupt data is never applied or served.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import orjson
+
+from reference.clocks import LocalClock
+from reference.codec import (
+    ClientReply,
+    ClientRequest,
+    CodecError,
+    ProgressMsg,
+    cmd_from_wire,
+    cmd_to_wire,
+    decode,
+    encode,
+)
+from reference.messages import (
+    Command,
+    CommitMsg,
+    Entry,
+    Kind,
+    LeaseMsg,
+    Message,
+    NotLeader,
+    Phase1aMsg,
+    Phase2aMsg,
+)
+from reference.network import Network
+from reference.replica import (
+    Apply,
+    Broadcast,
+    Effect,
+    Persist,
+    Replica,
+    ReplicaConfig,
+    Reply,
+    Send,
+    SetTimer,
+)
+from reference.simulator import Simulator
+from reference.trace import TraceWriter, args_to_json
+from reference.wal import HEADER_SIZE, Disk, WriteAheadLog
+
+NodeState = Literal["up", "down", "quarantined"]
+
+
+@dataclass(frozen=True, slots=True)
+class NodeConfig:
+    disk_sync_us: int = 100
+    """Time for a WAL sync to complete (a step's effects wait for it)."""
+    tick_us: int = 20_000
+    """Local period of the housekeeping tick."""
+    election_timeout_us: int = 1_500_000
+    """Base election timeout; each arming draws uniformly from [T, 2T)."""
+    progress_every: int = 5
+    """Followers report progress to the leader every this many ticks."""
+    torn_write_prob: float = 0.5
+    """On a crash with unsynced WAL bytes, chance that part of the first one survives."""
+
+    def __post_init__(self) -> None:
+        if self.disk_sync_us < 0 or self.tick_us <= 0 or self.election_timeout_us <= 0:
+            raise ValueError("node timings must be positive")
+        if self.progress_every < 1:
+            raise ValueError("progress_every must be >= 1")
+
+
+class WalRecordError(ValueError):
+    """A WAL record that verified but does not decode (a bug, or a forged record)."""
+
+
+def _wal_record(kind: str, *fields: Any) -> bytes:
+    return orjson.dumps([kind, *fields])
+
+
+def durable_from_wal(payloads: list[bytes]) -> tuple[int, dict[int, Entry], int, int]:
+    """Fold WAL records into (ballot, log, granted, applied); later records win."""
+    ballot = granted = applied = 0
+    log: dict[int, Entry] = {}
+    for i, p in enumerate(payloads):
+        try:
+            rec = orjson.loads(p)
+            kind = rec[0]
+            if kind == "b":
+                ballot = int(rec[1])
+            elif kind == "g":
+                granted = int(rec[1])
+            elif kind == "a":
+                applied = int(rec[1])
+            elif kind == "l":
+                log[int(rec[1])] = Entry(int(rec[2]), cmd_from_wire(rec[3]))
+            else:
+                raise WalRecordError(f"unknown WAL record kind {kind!r}")
+        except (orjson.JSONDecodeError, IndexError, TypeError, ValueError, CodecError) as exc:
+            raise WalRecordError(f"WAL record {i + 1}: {exc}") from exc
+    return ballot, log, granted, applied
+
+
+class ReplicaNode:
+    def __init__(
+        self,
+        sim: Simulator,
+        net: Network,
+        name: str,
+        az: str,
+        members: dict[str, Kind],
+        config: ReplicaConfig,
+        clock: LocalClock,
+        rng: random.Random,
+        trace: TraceWriter,
+        node_config: NodeConfig | None = None,
+    ) -> None:
+        self.sim = sim
+        self.net = net
+        self.name = name
+        self.members = dict(members)
+        self.config = config
+        self.clock = clock
+        self.rng = rng
+        self.trace = trace
+        self.nc = node_config if node_config is not None else NodeConfig()
+        self.disk = Disk()
+        self.wal = WriteAheadLog(self.disk)
+        self.replica = Replica(name, self.members, config)
+        self.state: NodeState = "up"
+        self.epoch = 0
+        self.quarantine_reason = ""
+        self._peers = [m for m in sorted(self.members) if m != name]
+        self._reply_to: dict[str, str] = {}
+        self._pending_syncs = 0
+        self._persisted_ballot = 0
+        self._persisted_granted = 0
+        self._persisted_applied = 0
+        self._election_deadline = 0
+        self._ticks = 0
+        self._last_progress: dict[str, tuple[int, int, int]] = {}
+        self._last_committed = -1
+        self._gap_reported_at = -1
+        self.restarts = 0
+        self.action_counts: Counter[str] = Counter()
+        net.add_node(name, az, self._on_frame)
+        # A new group has no leader to wait for: elect one soon (the first timeout is a
+        # tenth of the usual), with randomized starts so that one candidate usually wins.
+        t = self.nc.election_timeout_us // 10
+        self._election_deadline = self.now() + t + int(self.rng.random() * t)
+        self._schedule_tick()
+
+    # --- time ------------------------------------------------------------------------
+
+    def now(self) -> int:
+        return self.clock.now_us()
+
+    def _at_local(self, at_local_us: int, callback: Any, *args: Any) -> None:
+        """Run ``callback(epoch, *args)`` once the local clock reaches ``at_local_us``."""
+        delay = max(0, at_local_us - self.now())
+        self.sim.schedule(delay, callback, self.epoch, *args)
+
+    def _reset_election_deadline(self) -> None:
+        t = self.nc.election_timeout_us
+        self._election_deadline = self.now() + t + int(self.rng.random() * t)
+
+    def _schedule_tick(self) -> None:
+        self.sim.schedule(self.nc.tick_us, self._tick, self.epoch)
+
+    # --- effects -----------------------------------------------------------------------
+
+    def _step(self, effects: list[Effect]) -> None:
+        """Make one handler call's effects happen: WAL first, the rest after the sync."""
+        r = self.replica
+        events = r.events
+        r.events = []
+        wrote = False
+        outputs: list[Effect] = []
+        for e in effects:
+            if isinstance(e, Persist):
+                wrote |= self._persist(e)
+            elif not isinstance(e, Apply):
+                outputs.append(e)
+        if not events and not outputs and not wrote:
+            return
+        clock, real = self.now(), self.sim.now
+        if wrote or self._pending_syncs:
+            self._pending_syncs += 1
+            self.sim.schedule(self.nc.disk_sync_us, self._synced, self.epoch, events, outputs,
+                              clock, real)
+        else:
+            self._complete(events, outputs, clock, real)
+
+    def _persist(self, p: Persist) -> bool:
+        r = self.replica
+        if p.what == "log":
+            assert p.slot is not None
+            e = r.entry(p.slot)
+            self.wal.append(_wal_record("l", p.slot, e.bal, cmd_to_wire(e.cmd)))
+        elif p.what == "ballot":
+            if r.ballot == self._persisted_ballot:
+                return False
+            self._persisted_ballot = r.ballot
+            self.wal.append(_wal_record("b", r.ballot))
+        elif p.what == "granted":
+            if r.granted == self._persisted_granted:
+                return False
+            self._persisted_granted = r.granted
+            self.wal.append(_wal_record("g", r.granted))
+        elif p.what == "applied":
+            if r.applied == self._persisted_applied:
+                return False
+            self._persisted_applied = r.applied
+            self.wal.append(_wal_record("a", r.applied))
+        else:
+            raise ValueError(f"unknown durable state {p.what!r}")
+        return True
+
+    def _synced(self, epoch: int, events: list[tuple[str, dict[str, Any]]],
+                outputs: list[Effect], clock: int, real: int) -> None:
+        if epoch != self.epoch:
+            return  # crashed before the sync completed: the step never happened
+        self._pending_syncs -= 1
+        self.wal.sync()
+        self._complete(events, outputs, clock, real)
+
+    def _complete(self, events: list[tuple[str, dict[str, Any]]], outputs: list[Effect],
+                  clock: int, real: int) -> None:
+        trace = self.trace
+        counts = self.action_counts
+        for action, _ in events:
+            counts[action] += 1
+        if trace.sink is None:
+            trace.seq += len(events)
+        else:
+            for action, args in events:
+                trace.emit(clock, real, "spec", action, args_to_json(args))
+        for e in outputs:
+            if isinstance(e, Send):
+                self.net.send(self.name, e.dst, encode(e.msg))
+            elif isinstance(e, Broadcast):
+                self.net.broadcast(self.name, self._peers, encode(e.msg))
+            elif isinstance(e, Reply):
+                client = self._reply_to.pop(e.request_id, None)
+                if client is not None:
+                    hint = None
+                    if isinstance(e.result, NotLeader):
+                        owner = self.replica.ballot_owner()
+                        hint = owner if owner != self.name else None
+                    self.net.send(self.name, client,
+                                  encode(ClientReply(e.request_id, e.result, hint)))
+            elif isinstance(e, SetTimer):
+                self._at_local(e.at_local_us, self._timer, e.at_local_us)
+
+    def _env(self, action: str, **args: Any) -> None:
+        self.trace.emit(self.now(), self.sim.now, "env", action, args)
+
+    # --- inputs ------------------------------------------------------------------------
+
+    def _timer(self, epoch: int, at_local_us: int) -> None:
+        if epoch != self.epoch or self.state != "up":
+            return
+        if self.now() < at_local_us:  # a slow clock: not there yet
+            self._at_local(at_local_us, self._timer, at_local_us)
+            return
+        self._step(self.replica.pump(self.now()))
+
+    def _tick(self, epoch: int) -> None:
+        if epoch != self.epoch or self.state != "up":
+            return
+        self._schedule_tick()
+        self._ticks += 1
+        r = self.replica
+        now = self.now()
+        if r.role == "leader":
+            self._step(r.lease_resend(now))
+            if r.committed_upto == self._last_committed and r.committed_upto < r.proposed_upto:
+                self._step(r.resend_uncommitted())  # no commit progress for a whole tick
+            self._last_committed = r.committed_upto
+        elif now >= self._election_deadline and r.members[self.name] == "storage":
+            self._reset_election_deadline()
+            self._step(r.phase1a(r.next_ballot(), now))
+        owner = r.ballot_owner()
+        if r.role != "leader" and owner is not None and owner != self.name \
+                and self._ticks % self.nc.progress_every == 0:
+            report = ProgressMsg(r.ballot, self.name, owner, r.have(), r.applied)
+            self.net.send(self.name, owner, encode(report))
+        self._step(r.pump(now))
+
+    def _on_frame(self, dst: str, src: str, payload: bytes) -> None:
+        if self.state != "up":
+            return
+        try:
+            m = decode(payload)
+        except CodecError:
+            self.net.stats.dropped["undecodable"] += 1
+            return
+        r = self.replica
+        now = self.now()
+        if isinstance(m, ClientRequest):
+            self._on_request(src, m, now)
+        elif isinstance(m, ProgressMsg):
+            key = (m.bal, m.have, m.applied)
+            stalled = self._last_progress.get(m.src) == key
+            self._last_progress[m.src] = key
+            if stalled or m.urgent or m.bal < r.ballot:
+                self._step(r.catch_up(m.src, m.bal, m.have, m.applied))
+        elif isinstance(m, ClientReply):
+            return  # replicas do not issue client requests
+        else:
+            self._on_protocol(m, now)
+
+    def _on_protocol(self, m: Message, now: int) -> None:
+        r = self.replica
+        self._step(r.receive(m, now))
+        if r.has_gap and now - self._gap_reported_at >= self.nc.tick_us // 2:
+            owner = r.ballot_owner()
+            if owner is not None and owner != self.name:
+                self._gap_reported_at = now
+                report = ProgressMsg(r.ballot, self.name, owner, r.have(), r.applied, True)
+                self.net.send(self.name, owner, encode(report))
+        if isinstance(m, Phase2aMsg | CommitMsg | LeaseMsg | Phase1aMsg) and m.bal == r.ballot \
+                and r.role != "leader":
+            self._reset_election_deadline()
+
+    def _on_request(self, client: str, m: ClientRequest, now: int) -> None:
+        r = self.replica
+        self._reply_to[m.rid] = client
+        if m.kind == "write":
+            self._step(r.client_write(Command(m.rid, m.op), now))
+        elif m.key is None:
+            self._reply_to.pop(m.rid, None)
+        elif m.kind == "strong":
+            self._step(r.strong_read(m.key, now, m.rid))
+        else:
+            self._step(r.eventual_read(m.key, m.rid))
+
+    # --- faults ------------------------------------------------------------------------
+
+    def crash(self) -> None:
+        """Stop the process: volatile state, pending steps and unsynced WAL bytes are lost."""
+        if self.state != "up":
+            return
+        self.replica.crash()
+        self._step_crash_event()
+        self.epoch += 1
+        self.state = "down"
+        self._pending_syncs = 0
+        self._reply_to.clear()
+        self._last_progress.clear()
+        self.net.set_node_up(self.name, False)
+        unsynced = len(self.disk) - self.disk.synced_len
+        keep = 0
+        if unsynced and self.rng.random() < self.nc.torn_write_prob:
+            # A torn write: a strict prefix of the first unsynced record reached the platter.
+            first = self.wal_unsynced_record_len()
+            keep = self.rng.randint(1, max(1, first - 1))
+        self.disk.truncate(self.disk.synced_len + keep)
+        self.disk.sync()
+
+    def wal_unsynced_record_len(self) -> int:
+        start = self.disk.synced_len
+        data = self.disk.view()
+        try:
+            if len(data) - start < HEADER_SIZE:
+                return len(data) - start
+            length = int.from_bytes(data[start + 4:start + 8], "big")
+        finally:
+            data.release()
+        return HEADER_SIZE + length
+
+    def _step_crash_event(self) -> None:
+        events = self.replica.events
+        self.replica.events = []
+        for action, args in events:  # the Crash step itself happens now
+            if self.trace.sink is None:
+                self.trace.seq += 1
+            else:
+                self.trace.emit(self.now(), self.sim.now, "spec", action, args_to_json(args))
+
+    def flip_wal_bit(self) -> int:
+        """Bit rot in the synced WAL while the node is down; returns the byte offset hit."""
+        if not len(self.disk):
+            return -1
+        offset = self.rng.randrange(len(self.disk))
+        self.disk.flip_bit(offset, self.rng.randrange(8))
+        return offset
+
+    def restart(self) -> None:
+        """Start a fresh process on the surviving disk."""
+        if self.state != "down":
+            return
+        self.restarts += 1
+        self.wal, result = WriteAheadLog.open(self.disk)
+        if result.kind in ("corrupt", "sequence"):
+            self.state = "quarantined"
+            self.quarantine_reason = f"WAL {result.kind} at byte {result.stop_offset}: " \
+                                     f"{result.reason}"
+            self._env("Quarantine", reason=self.quarantine_reason)
+            return
+        try:
+            durable = durable_from_wal([rec.payload for rec in result.records])
+        except WalRecordError as exc:
+            self.state = "quarantined"
+            self.quarantine_reason = str(exc)
+            self._env("Quarantine", reason=self.quarantine_reason)
+            return
+        self.replica = Replica.restore(self.name, self.members, self.config, durable)
+        ballot, log, granted, applied = durable
+        self._persisted_ballot, self._persisted_granted = ballot, granted
+        self._persisted_applied = applied
+        self.state = "up"
+        self.net.set_node_up(self.name, True)
+        self._env("Restart", ballot=ballot, granted=granted, applied=applied,
+                  log=max(log, default=0), wal=result.kind, truncated=result.truncated_bytes)
+        self._reset_election_deadline()
+        self._schedule_tick()
+
+
+__all__ = ["NodeConfig", "ReplicaNode", "durable_from_wal"]

@@ -1,0 +1,118 @@
+"""The run summary written by ``dynaspec simulate`` (summary.json) and printed.
+
+Availability follows the paper (§6.3): per interval, the share of requests that
+succeed. The paper's interval is 5 minutes; a simulated run is treated as an hour
+of twelve such intervals, so by default the interval is ``duration / 12``. A
+request is one client operation however many retries it took; it succeeds if the
+service gave a definite answer (``ok``, or ``condfail`` for a failed condition)
+and fails on ``timeout`` or ``invalid``. It counts in the interval it completed in.
+
+An unavailable period is a stretch of at least ``unavailable_min_us`` in which no
+request succeeded although requests were outstanding.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+from reference.audit import AuditReport
+from reference.client import HistoryRecord
+
+
+def percentile(sorted_xs: Sequence[int], q: float) -> int | None:
+    """Nearest-rank percentile of an ascending sequence (None if empty)."""
+    if not sorted_xs:
+        return None
+    rank = max(1, -(-len(sorted_xs) * q // 100))  # ceil(n * q / 100)
+    return sorted_xs[int(rank) - 1]
+
+
+def _ms(us: int | None) -> float | None:
+    return None if us is None else round(us / 1000, 3)
+
+
+def _kind(h: HistoryRecord) -> str:
+    if h.op != "get":
+        return "write"
+    return "strong_read" if h.consistent else "eventual_read"
+
+
+def unavailable_periods(history: Sequence[HistoryRecord], end_us: int,
+                        min_us: int) -> list[tuple[int, int]]:
+    spans = sorted((h.invoke_us, h.complete_us if h.done else end_us) for h in history)
+    ok_times = sorted(h.complete_us for h in history if h.succeeded)
+    out: list[tuple[int, int]] = []
+    marks = [0, *ok_times, end_us]
+    for a, b in itertools.pairwise(marks):
+        if b - a < min_us:
+            continue
+        # Only a gap during which some request was outstanding is unavailability.
+        if any(s < b and e > a for s, e in spans):
+            out.append((a, b))
+    return out
+
+
+def summarize(history: Sequence[HistoryRecord], *, duration_us: int,
+              leader_changes: int, audit: AuditReport | None = None,
+              interval_us: int | None = None, unavailable_min_us: int = 1_000_000,
+              extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    interval = interval_us if interval_us else max(1, duration_us // 12)
+    statuses = Counter(h.status or "pending" for h in history)
+    lat: dict[str, list[int]] = {}
+    for h in history:
+        if h.succeeded:
+            lat.setdefault(_kind(h), []).append(h.complete_us - h.invoke_us)
+    all_lat = sorted(x for xs in lat.values() for x in xs)
+    by_kind = {k: {"count": len(v), "p50_ms": _ms(percentile(sorted(v), 50)),
+                   "p99_ms": _ms(percentile(sorted(v), 99))} for k, v in sorted(lat.items())}
+    end = max([duration_us, *(h.complete_us for h in history)])
+    buckets: list[list[int]] = [[0, 0] for _ in range(-(-end // interval))]
+    for h in history:
+        if h.done:
+            b = buckets[min(h.complete_us // interval, len(buckets) - 1)]
+            b[0] += 1
+            b[1] += h.succeeded
+    availability = [
+        {"start_s": i * interval / 1e6, "requests": n, "succeeded": ok,
+         "availability": round(ok / n, 6) if n else None}
+        for i, (n, ok) in enumerate(buckets)
+    ]
+    done = [h for h in history if h.done]
+    succeeded = sum(h.succeeded for h in done)
+    periods = unavailable_periods(history, end, unavailable_min_us)
+    out: dict[str, Any] = {
+        "operations": {
+            "invoked": len(history),
+            "completed": len(done),
+            "succeeded": succeeded,
+            "by_status": dict(sorted(statuses.items())),
+            "by_kind": {k: v["count"] for k, v in by_kind.items()},
+        },
+        "latency": {"p50_ms": _ms(percentile(all_lat, 50)),
+                    "p99_ms": _ms(percentile(all_lat, 99)), "by_kind": by_kind},
+        "leader_changes": leader_changes,
+        "unavailable_periods": [{"start_s": a / 1e6, "end_s": b / 1e6, "seconds": (b - a) / 1e6}
+                                for a, b in periods],
+        "availability": {
+            "interval_s": interval / 1e6,
+            "overall": round(succeeded / len(done), 6) if done else None,
+            "min_interval": min((a["availability"] for a in availability
+                                 if a["availability"] is not None), default=None),
+            "intervals": availability,
+        },
+    }
+    if audit is not None:
+        out["audit"] = {
+            "ok": audit.ok, "chosen_slots": audit.chosen_slots,
+            "acked_writes": audit.acked_writes, "strong_reads": audit.strong_reads,
+            "eventual_reads": audit.eventual_reads,
+            "lost_writes": audit.lost_writes, "wrong_results": audit.wrong_results,
+            "stale_reads": audit.stale_reads, "phantom_reads": audit.phantom_reads,
+            "divergence": audit.divergence,
+        }
+    if extra:
+        out.update(extra)
+    return out

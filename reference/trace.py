@@ -1,0 +1,61 @@
+"""Per-node trace files: one JSON line per event (format: traces/FORMAT.md).
+
+A line is ``{"v", "node", "replica", "seq", "clock", "real", "kind", "action", "args"}``:
+``seq`` counts the node's events from 1, ``clock`` is the node's local clock and
+``real`` the simulator's real time (both microseconds; ``real`` is what a
+production log would not have). ``kind`` is ``"spec"`` for a step of an action of
+specs/Replication.tla, named as there with the spec's parameter names in
+``args``, and ``"env"`` for what the environment did to the node (restart, WAL
+recovery, quarantine).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import IO, Any
+
+import orjson
+
+from reference.codec import cmd_to_json, msg_to_json
+from reference.messages import Command, NoOp
+from reference.storage import Key, key_to_json
+
+FORMAT_VERSION = 1
+
+
+
+def _arg_to_json(x: Any) -> Any:
+    if isinstance(x, int | str) or x is None:
+        return x
+    if isinstance(x, frozenset | set):
+        return sorted(x)
+    if isinstance(x, Command | NoOp):
+        return cmd_to_json(x)
+    if isinstance(x, Key):
+        return key_to_json(x)
+    return msg_to_json(x)
+
+
+def args_to_json(args: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: _arg_to_json(v) for k, v in args.items()}
+
+
+class TraceWriter:
+    """Numbers and writes one node's events; ``sink`` None keeps only the count."""
+
+    __slots__ = ("_dumps_opt", "node", "replica", "seq", "sink")
+
+    def __init__(self, node: str, replica: str, sink: IO[bytes] | None) -> None:
+        self.node = node
+        self.replica = replica
+        self.sink = sink
+        self.seq = 0
+        self._dumps_opt = orjson.OPT_APPEND_NEWLINE
+
+    def emit(self, clock: int, real: int, kind: str, action: str, args: dict[str, Any]) -> None:
+        self.seq += 1
+        if self.sink is None:
+            return
+        line = {"v": FORMAT_VERSION, "node": self.node, "replica": self.replica, "seq": self.seq,
+                "clock": clock, "real": real, "kind": kind, "action": action, "args": args}
+        self.sink.write(orjson.dumps(line, option=self._dumps_opt))

@@ -1,0 +1,130 @@
+"""The replica driver: WAL-before-send atomicity, crash/restart, quarantine, timers."""
+
+from __future__ import annotations
+
+import io
+
+import orjson
+import pytest
+
+from reference.cluster import SimConfig, World
+from reference.codec import ClientRequest
+from reference.messages import NOOP, Command, Entry
+from reference.node import NodeConfig, WalRecordError, durable_from_wal
+from reference.storage import M, N, Put, S, encode_op
+
+SECOND = 1_000_000
+
+
+def world(seed: int = 4) -> tuple[World, dict[str, io.BytesIO]]:
+    sinks = {f"r{i}": io.BytesIO() for i in (1, 2, 3)}
+    w = World(SimConfig(seed=seed, clients=0, duration_us=SECOND), sinks)  # type: ignore[arg-type]
+    w.sim.run(until_us=SECOND)
+    assert w.leader() is not None
+    return w, sinks
+
+
+def events(sink: io.BytesIO) -> list[dict[str, object]]:
+    return [orjson.loads(line) for line in sink.getvalue().splitlines()]
+
+
+def write_request(rid: str) -> ClientRequest:
+    return ClientRequest(rid, "write", encode_op(Put(M(pk=S("k"), v=N(1)))))
+
+
+def test_durable_state_folds_wal_records_latest_wins() -> None:
+    recs = [orjson.dumps(x) for x in (["b", 2], ["l", 1, 2, None], ["g", 2], ["b", 5],
+                                      ["l", 1, 5, ["w", "{}"]], ["a", 1])]
+    ballot, log, granted, applied = durable_from_wal(recs)
+    assert (ballot, granted, applied) == (5, 2, 1)
+    assert log == {1: Entry(5, Command("w", b"{}"))}
+    assert durable_from_wal([orjson.dumps(["l", 2, 1, None])])[1] == {2: Entry(1, NOOP)}
+
+
+@pytest.mark.parametrize("bad", [b"not json", b'["x", 1]', b'["b"]', b'["l", 1, 2, [1]]'])
+def test_undecodable_wal_record_is_named(bad: bytes) -> None:
+    with pytest.raises(WalRecordError, match="WAL record 2"):
+        durable_from_wal([orjson.dumps(["b", 1]), bad])
+
+
+def test_node_config_is_validated() -> None:
+    with pytest.raises(ValueError):
+        NodeConfig(tick_us=0)
+    with pytest.raises(ValueError):
+        NodeConfig(progress_every=0)
+
+
+def test_crash_before_the_wal_sync_loses_the_whole_step() -> None:
+    w, sinks = world()
+    name = w.leader()
+    assert name is not None
+    node = w.nodes[name]
+    sent, top = w.net.stats.sent, max(node.replica.log, default=0)
+    node._on_request("c9", write_request("w1"), node.now())
+    assert node.replica.log[top + 1].cmd == Command("w1", write_request("w1").op)
+    w.crash(name)  # before disk_sync_us elapsed
+    assert w.net.stats.sent == sent  # the 2a never left
+    assert not any(e["action"] == "ClientWrite" for e in events(sinks[name]))
+    assert events(sinks[name])[-1]["action"] == "Crash"
+    w.sim.run(until_us=w.sim.now + 10_000)
+    w.restart(name)
+    assert top + 1 not in node.replica.log  # nor did it reach the WAL
+
+
+def test_crash_after_the_sync_keeps_the_step() -> None:
+    w, sinks = world()
+    name = w.leader()
+    assert name is not None
+    node = w.nodes[name]
+    top = max(node.replica.log, default=0)
+    node._on_request("c9", write_request("w1"), node.now())
+    w.sim.run(until_us=w.sim.now + node.nc.disk_sync_us)
+    w.crash(name)
+    assert any(e["action"] == "ClientWrite" for e in events(sinks[name]))
+    w.restart(name)
+    assert node.replica.log[top + 1].cmd == Command("w1", write_request("w1").op)
+    restart = events(sinks[name])[-1]
+    assert restart["kind"] == "env" and restart["action"] == "Restart"
+
+
+def test_corrupt_wal_quarantines_the_replica() -> None:
+    w, sinks = world()
+    name = next(n for n in w.nodes if n != w.leader())
+    node = w.nodes[name]
+    w.crash(name)
+    node.disk.flip_bit(30)  # inside the first record's payload
+    w.restart(name)
+    assert node.state == "quarantined" and "WAL corrupt" in node.quarantine_reason
+    assert events(sinks[name])[-1]["action"] == "Quarantine"
+    w.restart(name)  # stays out
+    assert node.state == "quarantined"
+    w.sim.run(until_us=w.sim.now + SECOND)
+    assert w.leader() is not None  # the other two carry on
+
+
+def test_follower_elects_itself_when_the_leader_is_cut_off() -> None:
+    w, _ = world()
+    old = w.leader()
+    assert old is not None
+    w.isolate(old)
+    w.sim.run(until_us=w.sim.now + 4 * SECOND)
+    new = w.leader()
+    assert new is not None and new != old
+    assert w.nodes[new].replica.ballot > w.nodes[old].replica.ballot
+
+
+def test_follower_cut_off_from_the_leader_catches_up() -> None:
+    w, _ = world()
+    leader = w.leader()
+    assert leader is not None
+    follower = next(n for n in w.nodes if n != leader)
+    w.fail_link(leader, follower)
+    c = w.nodes[leader]
+    for i in range(20):
+        c._on_request("c9", write_request(f"w{i}"), c.now())
+        w.sim.run(until_us=w.sim.now + 5_000)
+    assert w.nodes[follower].replica.applied < c.replica.applied
+    w.heal()
+    w.sim.run(until_us=w.sim.now + SECOND // 2)
+    assert w.leader() == leader
+    assert w.nodes[follower].replica.applied == c.replica.applied
