@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv check-models check-models-ci test lint typecheck pytest clean
+.PHONY: venv check-models check-models-ci simulate bench test lint typecheck pytest clean
 
 venv: $(STAMP)
 
@@ -28,8 +28,16 @@ check-models: $(STAMP)
 check-models-ci: $(STAMP)
 	$(BIN)/dynaspec check-models --set ci
 
+# A 30-second simulated run of a healthy group: traces, history and summary in build/sim.
+simulate: $(STAMP)
+	$(BIN)/dynaspec simulate --out build/sim
+
+# Simulated operations per wall-clock second (a figure to read, not a test).
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_simulate.py
+
 lint: $(STAMP)
-	$(BIN)/ruff check reference conformance tests
+	$(BIN)/ruff check reference conformance tests benchmarks
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

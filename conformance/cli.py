@@ -8,6 +8,7 @@ from typing import ClassVar
 
 import click
 from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from conformance.check_models import check_models
 from conformance.manifest import ManifestError, load_manifest
@@ -114,7 +115,16 @@ def simulate_cmd(seed: int, out: Path, replicas: int, duration: int, faults: str
                         faults=faults, workload=WorkloadConfig(
                             keys=keys, value_size=value_size, read_fraction=read_fraction,
                             consistent_fraction=consistent_fraction, think_us=think))
-        result = run_simulation(cfg, out, availability_interval)
+        console = Console(stderr=True)
+        with Progress(TextColumn("simulating"), BarColumn(), TextColumn("{task.description}"),
+                      TimeElapsedColumn(), console=console, transient=True,
+                      disable=not console.is_terminal) as bar:
+            task = bar.add_task("", total=cfg.duration_us + cfg.settle_us)
+
+            def tick(now_us: int, end_us: int) -> None:
+                bar.update(task, completed=now_us, description=f"{now_us / 1e6:.0f}s simulated")
+
+            result = run_simulation(cfg, out, availability_interval, tick)
     except (ValueError, OSError) as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)

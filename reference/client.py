@@ -197,6 +197,7 @@ class Client:
         p = _Pending(rec, request, kind, target, on_done,
                      deadline=self.sim.now + self.config.op_timeout_us)
         self._pending[rec.id] = p
+        self.sim.schedule(self.config.op_timeout_us, self._on_deadline, rec.id)
         self._attempt(p)
 
     def _attempt(self, p: _Pending) -> None:
@@ -208,6 +209,11 @@ class Client:
         self.net.send(self.name, p.target, p.request)
         p.timer = self.sim.schedule(self.config.attempt_timeout_us, self._on_timeout, p.rec.id,
                                     p.rec.attempts)
+
+    def _on_deadline(self, rid: str) -> None:
+        p = self._pending.get(rid)
+        if p is not None:
+            self._finish(p, "timeout", None, None)
 
     def _on_timeout(self, rid: str, attempt: int) -> None:
         p = self._pending.get(rid)

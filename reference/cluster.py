@@ -13,6 +13,7 @@ not perturb the others, and the same configuration gives byte-identical traces.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import IO
 
@@ -27,6 +28,7 @@ from reference.simulator import Simulator
 from reference.trace import TraceWriter
 from reference.workload import Workload, WorkloadConfig
 
+_SECOND = 1_000_000
 FAULT_SCHEDULES = ("none", "crashes", "partitions", "flaky-network", "clock-drift", "disk-faults")
 
 
@@ -162,13 +164,23 @@ class World:
 
     # --- running ---------------------------------------------------------------------------
 
-    def run(self) -> None:
+    def run(self, progress: Callable[[int, int], None] | None = None) -> None:
+        """Run the workload, then settle; ``progress(now_us, end_us)`` is called each
+        simulated second."""
         from reference.faults import install
 
         install(self)
         self.workload.start()
-        self.sim.run(until_us=self.config.duration_us)
+        end = self.config.duration_us + self.config.settle_us
+        if progress is None:
+            self.sim.run(until_us=self.config.duration_us)
+        else:
+            for t in range(_SECOND, self.config.duration_us + _SECOND, _SECOND):
+                self.sim.run(until_us=min(t, self.config.duration_us))
+                progress(self.sim.now, end)
         self.settle()
+        if progress is not None:
+            progress(end, end)
 
     def settle(self) -> None:
         """Heal, restart, and let the group finish in-flight work without new load."""

@@ -98,7 +98,25 @@ class ProgressMsg:
     """Sent at once because a 2a arrived ahead of a missing slot."""
 
 
-Wire: TypeAlias = Message | ClientRequest | ClientReply | ProgressMsg
+@dataclass(frozen=True, slots=True)
+class LeaderCheckMsg:
+    """Before starting an election, ask a peer whether it still hears the leader (§6.2)."""
+
+    bal: int
+    src: str
+
+
+@dataclass(frozen=True, slots=True)
+class LeaderCheckReplyMsg:
+    bal: int
+    src: str
+    healthy: bool
+    """The sender heard from the leader of ballot ``bal`` (or a later one) recently."""
+
+
+Wire: TypeAlias = (
+    Message | ClientRequest | ClientReply | ProgressMsg | LeaderCheckMsg | LeaderCheckReplyMsg
+)
 
 # --- commands ------------------------------------------------------------------------
 
@@ -203,6 +221,10 @@ def to_wire(m: Wire) -> list[Any]:
             return ["leaseAck", bal, start, src, dst]
         case ProgressMsg(bal, src, dst, have, applied, urgent):
             return ["progress", bal, src, dst, have, applied, urgent]
+        case LeaderCheckMsg(bal, src):
+            return ["check", bal, src]
+        case LeaderCheckReplyMsg(bal, src, healthy):
+            return ["checkReply", bal, src, healthy]
         case ClientRequest(rid, kind, op, key):
             return ["req", rid, kind, op.decode(), None if key is None else key_to_json(key)]
         case ClientReply(rid, result, hint):
@@ -254,6 +276,10 @@ def from_wire(x: Any) -> Wire:
     if t == "progress" and n == 6 and _ints(a[0], a[3], a[4]) and _strs(a[1], a[2]) \
             and type(a[5]) is bool:
         return ProgressMsg(a[0], a[1], a[2], a[3], a[4], a[5])
+    if t == "check" and n == 2 and _ints(a[0]) and _strs(a[1]):
+        return LeaderCheckMsg(a[0], a[1])
+    if t == "checkReply" and n == 3 and _ints(a[0]) and _strs(a[1]) and type(a[2]) is bool:
+        return LeaderCheckReplyMsg(a[0], a[1], a[2])
     if t == "req" and n == 4 and _strs(a[0], a[1], a[2]) \
             and a[1] in ("write", "strong", "eventual"):
         try:

@@ -38,6 +38,8 @@ from reference.codec import (
     ClientReply,
     ClientRequest,
     CodecError,
+    LeaderCheckMsg,
+    LeaderCheckReplyMsg,
     ProgressMsg,
     cmd_from_wire,
     cmd_to_wire,
@@ -54,6 +56,7 @@ from reference.messages import (
     NotLeader,
     Phase1aMsg,
     Phase2aMsg,
+    Role,
 )
 from reference.network import Network
 from reference.replica import (
@@ -66,8 +69,10 @@ from reference.replica import (
     Reply,
     Send,
     SetTimer,
+    decode_write,
 )
 from reference.simulator import Simulator
+from reference.storage import DecodeError, Invalid
 from reference.trace import TraceWriter, args_to_json
 from reference.wal import HEADER_SIZE, Disk, WriteAheadLog
 
@@ -84,6 +89,8 @@ class NodeConfig:
     """Base election timeout; each arming draws uniformly from [T, 2T)."""
     progress_every: int = 5
     """Followers report progress to the leader every this many ticks."""
+    leader_check_us: int = 10_000
+    """How long a would-be candidate waits for peers' answers to a leader check."""
     torn_write_prob: float = 0.5
     """On a crash with unsynced WAL bytes, chance that part of the first one survives."""
 
@@ -165,6 +172,11 @@ class ReplicaNode:
         self._last_progress: dict[str, tuple[int, int, int]] = {}
         self._last_committed = -1
         self._gap_reported_at = -1
+        self._last_heard_leader = -(1 << 62)
+        self._healthy_votes = 0
+        self._check_ballot = -1
+        self.leader_checks_vetoed = 0
+        self._written_role: Role = "follower"  # role after the last step written out
         self.restarts = 0
         self.action_counts: Counter[str] = Counter()
         net.add_node(name, az, self._on_frame)
@@ -207,13 +219,13 @@ class ReplicaNode:
                 outputs.append(e)
         if not events and not outputs and not wrote:
             return
-        clock, real = self.now(), self.sim.now
+        clock, real, role = self.now(), self.sim.now, r.role
         if wrote or self._pending_syncs:
             self._pending_syncs += 1
             self.sim.schedule(self.nc.disk_sync_us, self._synced, self.epoch, events, outputs,
-                              clock, real)
+                              clock, real, role)
         else:
-            self._complete(events, outputs, clock, real)
+            self._complete(events, outputs, clock, real, role)
 
     def _persist(self, p: Persist) -> bool:
         r = self.replica
@@ -241,24 +253,17 @@ class ReplicaNode:
         return True
 
     def _synced(self, epoch: int, events: list[tuple[str, dict[str, Any]]],
-                outputs: list[Effect], clock: int, real: int) -> None:
+                outputs: list[Effect], clock: int, real: int, role: Role) -> None:
         if epoch != self.epoch:
             return  # crashed before the sync completed: the step never happened
         self._pending_syncs -= 1
         self.wal.sync()
-        self._complete(events, outputs, clock, real)
+        self._complete(events, outputs, clock, real, role)
 
     def _complete(self, events: list[tuple[str, dict[str, Any]]], outputs: list[Effect],
-                  clock: int, real: int) -> None:
-        trace = self.trace
-        counts = self.action_counts
-        for action, _ in events:
-            counts[action] += 1
-        if trace.sink is None:
-            trace.seq += len(events)
-        else:
-            for action, args in events:
-                trace.emit(clock, real, "spec", action, args_to_json(args))
+                  clock: int, real: int, role: Role) -> None:
+        self._written_role = role
+        self._count_and_emit(events, clock, real)
         for e in outputs:
             if isinstance(e, Send):
                 self.net.send(self.name, e.dst, encode(e.msg))
@@ -275,6 +280,18 @@ class ReplicaNode:
                                   encode(ClientReply(e.request_id, e.result, hint)))
             elif isinstance(e, SetTimer):
                 self._at_local(e.at_local_us, self._timer, e.at_local_us)
+
+    def _count_and_emit(self, events: list[tuple[str, dict[str, Any]]], clock: int,
+                        real: int) -> None:
+        trace = self.trace
+        counts = self.action_counts
+        for action, _ in events:
+            counts[action] += 1
+        if trace.sink is None:
+            trace.seq += len(events)
+        else:
+            for action, args in events:
+                trace.emit(clock, real, "spec", action, args_to_json(args))
 
     def _env(self, action: str, **args: Any) -> None:
         self.trace.emit(self.now(), self.sim.now, "env", action, args)
@@ -303,7 +320,7 @@ class ReplicaNode:
             self._last_committed = r.committed_upto
         elif now >= self._election_deadline and r.members[self.name] == "storage":
             self._reset_election_deadline()
-            self._step(r.phase1a(r.next_ballot(), now))
+            self._check_leader_then_elect()
         owner = r.ballot_owner()
         if r.role != "leader" and owner is not None and owner != self.name \
                 and self._ticks % self.nc.progress_every == 0:
@@ -329,6 +346,12 @@ class ReplicaNode:
             self._last_progress[m.src] = key
             if stalled or m.urgent or m.bal < r.ballot:
                 self._step(r.catch_up(m.src, m.bal, m.have, m.applied))
+        elif isinstance(m, LeaderCheckMsg):
+            reply = LeaderCheckReplyMsg(m.bal, self.name, self._hears_leader(m.bal))
+            self.net.send(self.name, m.src, encode(reply))
+        elif isinstance(m, LeaderCheckReplyMsg):
+            if m.healthy and m.bal >= self._check_ballot:
+                self._healthy_votes += 1
         elif isinstance(m, ClientReply):
             return  # replicas do not issue client requests
         else:
@@ -346,11 +369,58 @@ class ReplicaNode:
         if isinstance(m, Phase2aMsg | CommitMsg | LeaseMsg | Phase1aMsg) and m.bal == r.ballot \
                 and r.role != "leader":
             self._reset_election_deadline()
+            if not isinstance(m, Phase1aMsg):
+                self._last_heard_leader = now
+
+    # --- gray-failure check before an election (paper §6.2) ------------------------------
+
+    def _check_leader_then_elect(self) -> None:
+        """Ask the peers whether they hear the leader; elect only if none does.
+
+        A follower that stops hearing the leader may be the one with the problem (a
+        failed link, a gray failure). Starting an election would depose a healthy
+        leader; the paper's fix is to ask the other replicas first.
+        """
+        r = self.replica
+        if r.ballot_owner() in (None, self.name) or r.role == "candidate":
+            self._step(r.phase1a(r.next_ballot(), self.now()))
+            return
+        self._healthy_votes = 0
+        self._check_ballot = r.ballot
+        for peer in self._peers:
+            self.net.send(self.name, peer, encode(LeaderCheckMsg(r.ballot, self.name)))
+        self.sim.schedule(self.nc.leader_check_us, self._leader_check_done, self.epoch)
+
+    def _leader_check_done(self, epoch: int) -> None:
+        if epoch != self.epoch or self.state != "up":
+            return
+        r = self.replica
+        if r.role != "follower" or r.ballot != self._check_ballot:
+            return  # something happened meanwhile (a new leader, a promise)
+        if self._healthy_votes:
+            self.leader_checks_vetoed += 1
+            return
+        self._step(r.phase1a(r.next_ballot(), self.now()))
+
+    def _hears_leader(self, bal: int) -> bool:
+        r = self.replica
+        if r.role == "leader":
+            return r.ballot >= bal and r.holds_lease(self.now())
+        recent = self.now() - self._last_heard_leader < self.nc.election_timeout_us // 2
+        return r.ballot >= bal and recent
 
     def _on_request(self, client: str, m: ClientRequest, now: int) -> None:
         r = self.replica
         self._reply_to[m.rid] = client
         if m.kind == "write":
+            try:
+                decode_write(m.op)
+            except DecodeError as exc:
+                # Never replicate what no replica could apply: refuse it at the door.
+                self._reply_to.pop(m.rid, None)
+                reply = ClientReply(m.rid, Invalid(f"undecodable operation: {exc}"))
+                self.net.send(self.name, client, encode(reply))
+                return
             self._step(r.client_write(Command(m.rid, m.op), now))
         elif m.key is None:
             self._reply_to.pop(m.rid, None)
@@ -366,7 +436,12 @@ class ReplicaNode:
         if self.state != "up":
             return
         self.replica.crash()
-        self._step_crash_event()
+        self.replica.events = []
+        # The spec's Crash(r) needs r to be a member that is not a candidate, judged by
+        # the state the trace shows: the last written step's, since pending ones are lost.
+        if self.replica.is_member() and self._written_role != "candidate":
+            self._count_and_emit([("Crash", {"r": self.name})], self.now(), self.sim.now)
+        self._written_role = "follower"
         self.epoch += 1
         self.state = "down"
         self._pending_syncs = 0
@@ -392,15 +467,6 @@ class ReplicaNode:
         finally:
             data.release()
         return HEADER_SIZE + length
-
-    def _step_crash_event(self) -> None:
-        events = self.replica.events
-        self.replica.events = []
-        for action, args in events:  # the Crash step itself happens now
-            if self.trace.sink is None:
-                self.trace.seq += 1
-            else:
-                self.trace.emit(self.now(), self.sim.now, "spec", action, args_to_json(args))
 
     def flip_wal_bit(self) -> int:
         """Bit rot in the synced WAL while the node is down; returns the byte offset hit."""

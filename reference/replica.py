@@ -27,6 +27,7 @@ local deadlines; ``waitLeft = max(0, wait_until - now)`` and a lease request's
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
@@ -59,6 +60,7 @@ from reference.storage import (
     KeySchema,
     Result,
     StorageEngine,
+    WriteOp,
     decode_op,
 )
 
@@ -136,6 +138,12 @@ class ReplicaConfig:
 
 
 DEFAULT_SCHEMA = KeySchema("pk")
+
+
+@functools.lru_cache(maxsize=4096)
+def decode_write(op: bytes) -> WriteOp:
+    """Every replica decodes the same command bytes; ops are immutable, so share the work."""
+    return decode_op(op)
 
 
 @dataclass(slots=True)
@@ -508,7 +516,7 @@ class Replica:
 
     def _apply_op(self, op: bytes) -> Result:
         try:
-            return self.store.apply(decode_op(op))
+            return self.store.apply(decode_write(op))
         except DecodeError as exc:
             # Deterministic on every replica, so a malformed write is just a failed write.
             return Invalid(f"undecodable operation: {exc}")
@@ -716,4 +724,5 @@ __all__ = [
     "Reply",
     "Send",
     "SetTimer",
+    "decode_write",
 ]

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
 from typing import IO, Any
@@ -38,7 +39,8 @@ class SimulationResult:
 
 
 def run_simulation(cfg: SimConfig, out_dir: Path | None,
-                   availability_interval_us: int | None = None) -> SimulationResult:
+                   availability_interval_us: int | None = None,
+                   progress: Callable[[int, int], None] | None = None) -> SimulationResult:
     """Run ``cfg``; with ``out_dir``, write the files listed in the module docstring."""
     with ExitStack() as stack:
         sinks: dict[str, IO[bytes]] | None = None
@@ -51,7 +53,7 @@ def run_simulation(cfg: SimConfig, out_dir: Path | None,
                     (out_dir / f"trace-{name}.jsonl").open("wb", buffering=1 << 20))
         started = time.perf_counter()
         world = World(cfg, sinks)
-        world.run()
+        world.run(progress)
         wall = time.perf_counter() - started
     report = world.audit()
     leader_changes = sum(n.action_counts["BecomeLeader"] for n in world.nodes.values())

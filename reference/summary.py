@@ -49,9 +49,12 @@ def unavailable_periods(history: Sequence[HistoryRecord], end_us: int,
     for a, b in itertools.pairwise(marks):
         if b - a < min_us:
             continue
-        # Only a gap during which some request was outstanding is unavailability.
-        if any(s < b and e > a for s, e in spans):
-            out.append((a, b))
+        # The gap is unavailable from when a request was first left waiting in it.
+        waiting = [s for s, e in spans if s < b and e > a]
+        if waiting:
+            start = max(a, min(waiting))
+            if b - start >= min_us:
+                out.append((start, b))
     return out
 
 
@@ -69,7 +72,7 @@ def summarize(history: Sequence[HistoryRecord], *, duration_us: int,
     by_kind = {k: {"count": len(v), "p50_ms": _ms(percentile(sorted(v), 50)),
                    "p99_ms": _ms(percentile(sorted(v), 99))} for k, v in sorted(lat.items())}
     end = max([duration_us, *(h.complete_us for h in history)])
-    buckets: list[list[int]] = [[0, 0] for _ in range(-(-end // interval))]
+    buckets: list[list[int]] = [[0, 0] for _ in range(max(1, -(-end // interval)))]
     for h in history:
         if h.done:
             b = buckets[min(h.complete_us // interval, len(buckets) - 1)]

@@ -128,3 +128,47 @@ def test_follower_cut_off_from_the_leader_catches_up() -> None:
     w.sim.run(until_us=w.sim.now + SECOND // 2)
     assert w.leader() == leader
     assert w.nodes[follower].replica.applied == c.replica.applied
+
+
+def test_gray_failure_does_not_depose_a_healthy_leader() -> None:
+    """Paper §6.2: a follower that cannot hear the leader asks its peers first."""
+    w, _ = world()
+    leader = w.leader()
+    assert leader is not None
+    follower = next(n for n in w.nodes if n != leader)
+    elections = sum(n.action_counts["BecomeLeader"] for n in w.nodes.values())
+    w.fail_link(leader, follower)
+    w.sim.run(until_us=w.sim.now + 8 * SECOND)
+    assert w.leader() == leader
+    assert sum(n.action_counts["BecomeLeader"] for n in w.nodes.values()) == elections
+    assert w.nodes[follower].leader_checks_vetoed >= 1
+    assert w.nodes[follower].action_counts["Phase1a"] == 0
+
+
+def test_crash_is_judged_by_the_role_the_trace_shows() -> None:
+    """A candidate whose step down was still waiting for its sync crashes as a candidate:
+    the spec has no Crash for that, so none is written."""
+    w, sinks = world()
+    name = next(n for n in w.nodes if n != w.leader())
+    node = w.nodes[name]
+    w.isolate(name)  # keep its election from going anywhere
+    node._step(node.replica.phase1a(node.replica.next_ballot(), node.now()))
+    w.sim.run(until_us=w.sim.now + 1_000)
+    assert events(sinks[name])[-1]["action"] == "Phase1a"
+    w.crash(name)
+    assert events(sinks[name])[-1]["action"] == "Phase1a"
+    w.restart(name)
+    w.crash(name)  # a restarted replica is a follower: its crash is a spec step
+    assert events(sinks[name])[-1]["action"] == "Crash"
+
+
+def test_undecodable_write_is_refused_before_it_is_replicated() -> None:
+    w, sinks = world()
+    leader = w.leader()
+    assert leader is not None
+    node = w.nodes[leader]
+    top = max(node.replica.log, default=0)
+    node._on_request("c9", ClientRequest("bad", "write", b"{not json"), node.now())
+    w.sim.run(until_us=w.sim.now + 10_000)
+    assert max(node.replica.log, default=0) == top
+    assert not any(e["action"] == "ClientWrite" for e in events(sinks[leader])[-5:])
