@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv check-models check-models-ci simulate bench test lint typecheck pytest clean
+.PHONY: venv check-models check-models-ci simulate samples bench test lint typecheck pytest clean
 
 venv: $(STAMP)
 
@@ -31,6 +31,12 @@ check-models-ci: $(STAMP)
 # A 30-second simulated run of a healthy group: traces, history and summary in build/sim.
 simulate: $(STAMP)
 	$(BIN)/dynaspec simulate --out build/sim
+
+# The committed sample traces (traces/samples); regenerate after changing what is traced.
+samples: $(STAMP)
+	rm -rf traces/samples/crashes-seed7
+	$(BIN)/dynaspec simulate --seed 7 --faults crashes --duration 8s --clients 2 --think 50ms \
+		--out traces/samples/crashes-seed7
 
 # Simulated operations per wall-clock second (a figure to read, not a test).
 bench: $(STAMP)

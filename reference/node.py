@@ -316,7 +316,7 @@ class ReplicaNode:
         if r.role == "leader":
             self._step(r.lease_resend(now))
             if r.committed_upto == self._last_committed and r.committed_upto < r.proposed_upto:
-                self._step(r.resend_uncommitted())  # no commit progress for a whole tick
+                self._step(r.resend_uncommitted(now))  # no commit progress for a whole tick
             self._last_committed = r.committed_upto
         elif now >= self._election_deadline and r.members[self.name] == "storage":
             self._reset_election_deadline()

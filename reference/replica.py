@@ -434,15 +434,20 @@ class Replica:
         """A 2a arrived ahead of a slot this replica lacks (see _accept_in_order)."""
         return bool(self._v.early)
 
-    def resend_uncommitted(self, window: int = 64) -> list[Effect]:
-        """Leader: re-broadcast the 2a messages of the oldest uncommitted slots."""
+    def resend_uncommitted(self, now_us: int, window: int = 64) -> list[Effect]:
+        """Leader: re-broadcast the 2a messages of the oldest slots still short of a quorum.
+
+        Slots that only wait for the new-leader wait (or for an earlier slot) are not
+        re-sent: more votes would not commit them sooner.
+        """
         v = self._v
-        if v.role != "leader":
+        if v.role != "leader" or now_us < v.wait_until:
             return []
         b = self.ballot
         top = min(v.proposed_upto, v.committed_upto + window)
         return [Broadcast(Phase2aMsg(b, s, self.log[s].cmd, self.node_id))
-                for s in range(v.committed_upto + 1, top + 1)]
+                for s in range(v.committed_upto + 1, top + 1)
+                if not self.is_quorum(v.votes.get(s, {self.node_id}))]
 
     def _accept_in_order(self, m: Phase2aMsg) -> list[Effect]:
         """Phase2b on ``m`` and on any buffered 2a messages it makes acceptable.

@@ -742,12 +742,21 @@ def test_catch_up_resends_missing_2a_and_commits() -> None:
 
 def test_resend_uncommitted_rebroadcasts_oldest_pending_2a() -> None:
     r = leader(b=1)
-    assert r.resend_uncommitted() == []
+    assert r.resend_uncommitted(1) == []
     r.client_write(put("x", 1), 1)
     r.client_write(put("y", 2), 1)
-    assert r.resend_uncommitted(window=1) == [Broadcast(Phase2aMsg(1, 1, put("x", 1), "a"))]
-    assert len(r.resend_uncommitted()) == 2
-    assert rep("b").resend_uncommitted() == []
+    assert r.resend_uncommitted(1, window=1) == [Broadcast(Phase2aMsg(1, 1, put("x", 1), "a"))]
+    assert len(r.resend_uncommitted(1)) == 2
+    r.receive_vote(Phase2bMsg(1, 2, put("y", 2), "b"))  # slot 2 has its quorum
+    assert r.resend_uncommitted(1) == [Broadcast(Phase2aMsg(1, 1, put("x", 1), "a"))]
+    assert rep("b").resend_uncommitted(1) == []
+    # A new leader waiting out an old lease cannot commit yet: re-sending is pointless.
+    w = candidate("a", 4)
+    w.receive_promise(promise(4, "b", log=(Entry(1, put("x", 1)),), granted=3))
+    w.become_leader(4, {"a", "b"}, 0)
+    assert w.phase2a(4, 1)
+    assert w.resend_uncommitted(w.wait_until - 1) == []
+    assert w.resend_uncommitted(w.wait_until) == [Broadcast(Phase2aMsg(4, 1, put("x", 1), "a"))]
 
 
 def test_lease_resend_repeats_only_unanswered_live_requests() -> None:

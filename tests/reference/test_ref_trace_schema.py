@@ -241,3 +241,16 @@ def test_malformed_env_line_is_rejected(path: tuple[str, ...], value: Any) -> No
 ])
 def test_malformed_history_line_is_rejected(path: tuple[str, ...], value: Any) -> None:
     assert not HISTORY.is_valid(_mutated(GOOD_RECORD, path, value))
+
+
+SAMPLES = Path(__file__).resolve().parents[2] / "traces" / "samples"
+
+
+@pytest.mark.parametrize("sample", sorted(p.name for p in SAMPLES.iterdir() if p.is_dir()))
+def test_committed_samples_match_the_schemas(sample: str) -> None:
+    files = sorted((SAMPLES / sample).glob("trace-*.jsonl"))
+    assert files, f"no traces in {sample}"
+    for f in [*files, SAMPLES / sample / "history.jsonl"]:
+        validator = HISTORY if f.name == "history.jsonl" else TRACE
+        for i, line in enumerate(f.read_bytes().splitlines(), start=1):
+            _check(validator, orjson.loads(line), f"{f.name}:{i}")
