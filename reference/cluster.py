@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import IO
+from typing import IO, Any
 
 from reference.audit import AuditReport, audit
 from reference.client import Client, ClientConfig, HistoryRecord
@@ -89,7 +89,8 @@ def replica_names(n: int) -> list[str]:
 
 
 class World:
-    def __init__(self, config: SimConfig, trace_sinks: dict[str, IO[bytes]] | None = None) -> None:
+    def __init__(self, config: SimConfig, trace_sinks: dict[str, IO[bytes]] | None = None,
+                 listener: Callable[[dict[str, Any]], None] | None = None) -> None:
         self.requested = config
         self.config = cfg = config.effective()
         self.sim = sim = Simulator(cfg.seed)
@@ -104,7 +105,7 @@ class World:
             sink = trace_sinks.get(name) if trace_sinks is not None else None
             self.nodes[name] = ReplicaNode(sim, self.net, name, f"az{i % cfg.azs + 1}", members,
                                            rcfg, clock, sim.fork_rng(),
-                                           TraceWriter(name, name, sink), cfg.node)
+                                           TraceWriter(name, name, sink, listener), cfg.node)
         self.history: list[HistoryRecord] = []
         self.clients = [
             Client(sim, self.net, f"c{i + 1}", f"az{i % cfg.azs + 1}", names, sim.fork_rng(),

@@ -56,7 +56,6 @@ from reference.messages import (
     NotLeader,
     Phase1aMsg,
     Phase2aMsg,
-    Role,
 )
 from reference.network import Network
 from reference.replica import (
@@ -176,7 +175,6 @@ class ReplicaNode:
         self._healthy_votes = 0
         self._check_ballot = -1
         self.leader_checks_vetoed = 0
-        self._written_role: Role = "follower"  # role after the last step written out
         self.restarts = 0
         self.action_counts: Counter[str] = Counter()
         net.add_node(name, az, self._on_frame)
@@ -219,13 +217,13 @@ class ReplicaNode:
                 outputs.append(e)
         if not events and not outputs and not wrote:
             return
-        clock, real, role = self.now(), self.sim.now, r.role
+        clock, real = self.now(), self.sim.now
         if wrote or self._pending_syncs:
             self._pending_syncs += 1
             self.sim.schedule(self.nc.disk_sync_us, self._synced, self.epoch, events, outputs,
-                              clock, real, role)
+                              clock, real)
         else:
-            self._complete(events, outputs, clock, real, role)
+            self._complete(events, outputs, clock, real)
 
     def _persist(self, p: Persist) -> bool:
         r = self.replica
@@ -253,16 +251,15 @@ class ReplicaNode:
         return True
 
     def _synced(self, epoch: int, events: list[tuple[str, dict[str, Any]]],
-                outputs: list[Effect], clock: int, real: int, role: Role) -> None:
+                outputs: list[Effect], clock: int, real: int) -> None:
         if epoch != self.epoch:
             return  # crashed before the sync completed: the step never happened
         self._pending_syncs -= 1
         self.wal.sync()
-        self._complete(events, outputs, clock, real, role)
+        self._complete(events, outputs, clock, real)
 
     def _complete(self, events: list[tuple[str, dict[str, Any]]], outputs: list[Effect],
-                  clock: int, real: int, role: Role) -> None:
-        self._written_role = role
+                  clock: int, real: int) -> None:
         self._count_and_emit(events, clock, real)
         for e in outputs:
             if isinstance(e, Send):
@@ -287,7 +284,7 @@ class ReplicaNode:
         counts = self.action_counts
         for action, _ in events:
             counts[action] += 1
-        if trace.sink is None:
+        if not trace.wanted:
             trace.seq += len(events)
         else:
             for action, args in events:
@@ -436,12 +433,9 @@ class ReplicaNode:
         if self.state != "up":
             return
         self.replica.crash()
-        self.replica.events = []
-        # The spec's Crash(r) needs r to be a member that is not a candidate, judged by
-        # the state the trace shows: the last written step's, since pending ones are lost.
-        if self.replica.is_member() and self._written_role != "candidate":
-            self._count_and_emit([("Crash", {"r": self.name})], self.now(), self.sim.now)
-        self._written_role = "follower"
+        # The Crash step happens now; steps still waiting for their sync are lost with it.
+        events, self.replica.events = self.replica.events, []
+        self._count_and_emit(events, self.now(), self.sim.now)
         self.epoch += 1
         self.state = "down"
         self._pending_syncs = 0

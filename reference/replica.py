@@ -408,7 +408,7 @@ class Replica:
             return []
         if not 1 <= s <= v.read_barrier or v.proposed_upto != s - 1:
             return []
-        self._record("Phase2a", r=self.node_id, b=b, s=s)
+        self._record("Phase2a", r=self.node_id, b=b, s=s, c=v.proposals[s - 1])
         return self._propose(b, s, v.proposals[s - 1])
 
     def phase2b(self, m: Phase2aMsg) -> list[Effect]:
@@ -585,11 +585,9 @@ class Replica:
 
     def crash(self) -> list[Effect]:
         """Lose volatile state; ballot, log, granted and the applied B-tree survive."""
-        was = self._v.role
         self._v = _Volatile()
-        # The spec has no Crash for a candidate (indistinguishable from an election
-        # that never completes) nor for a non-member, so only these record it.
-        if self.is_member() and was != "candidate":
+        # The spec has no Crash for a non-member (it has no protocol state to lose).
+        if self.is_member():
             self._record("Crash", r=self.node_id)
         return []
 

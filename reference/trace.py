@@ -11,7 +11,7 @@ recovery, quarantine).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import IO, Any
 
 import orjson
@@ -43,19 +43,30 @@ def args_to_json(args: Mapping[str, Any]) -> dict[str, Any]:
 class TraceWriter:
     """Numbers and writes one node's events; ``sink`` None keeps only the count."""
 
-    __slots__ = ("_dumps_opt", "node", "replica", "seq", "sink")
+    __slots__ = ("_dumps_opt", "listener", "node", "replica", "seq", "sink")
 
-    def __init__(self, node: str, replica: str, sink: IO[bytes] | None) -> None:
+    def __init__(self, node: str, replica: str, sink: IO[bytes] | None,
+                 listener: Callable[[dict[str, Any]], None] | None = None) -> None:
         self.node = node
         self.replica = replica
         self.sink = sink
+        self.listener = listener
+        """Called with every line as a dict (e.g. a live invariant monitor)."""
         self.seq = 0
         self._dumps_opt = orjson.OPT_APPEND_NEWLINE
 
+    @property
+    def wanted(self) -> bool:
+        """Whether lines are looked at, so worth building."""
+        return self.sink is not None or self.listener is not None
+
     def emit(self, clock: int, real: int, kind: str, action: str, args: dict[str, Any]) -> None:
         self.seq += 1
-        if self.sink is None:
+        if self.sink is None and self.listener is None:
             return
         line = {"v": FORMAT_VERSION, "node": self.node, "replica": self.replica, "seq": self.seq,
                 "clock": clock, "real": real, "kind": kind, "action": action, "args": args}
-        self.sink.write(orjson.dumps(line, option=self._dumps_opt))
+        if self.sink is not None:
+            self.sink.write(orjson.dumps(line, option=self._dumps_opt))
+        if self.listener is not None:
+            self.listener(line)

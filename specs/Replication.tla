@@ -520,13 +520,13 @@ EventualRead(r, k) ==
 \* Replica r crashes and restarts: volatile state is lost, the write-ahead
 \* log (ballot promise, accepted entries, lease grants) and the B-tree
 \* survive.  The time it spends down is modelled by its taking no steps.
-\* A follower has no volatile state to lose, and a crashed candidate is
-\* indistinguishable from one whose election never completes, which the
-\* spec allows anyway; so only a leader's crash changes the state (the
-\* NoPersist mutant makes every crash lose durable state).
+\* A follower has no volatile state to lose; a leader or a candidate
+\* restarts as a follower (the NoPersist mutant makes every crash lose
+\* durable state).  CHOICE: a crashed candidate becomes a follower, as a
+\* restarted process does; it keeps its promise, so it can only start a
+\* higher ballot later.
 Crash(r) ==
     /\ r \in Members
-    /\ role[r] # "candidate"
     /\ ballot' = [ballot EXCEPT ![r] = DurableBallot(r)]
     /\ log' = [log EXCEPT ![r] = DurableLog(r)]
     /\ granted' = [granted EXCEPT ![r] = DurableGranted(r)]

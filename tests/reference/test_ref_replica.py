@@ -292,7 +292,7 @@ def test_phase2a_reproposes_recovered_slots_in_order() -> None:
     assert unchanged(r, r.phase2a(2, 3), before)  # beyond the read barrier
     assert r.phase2a(2, 1) == [Persist("log", 1), Broadcast(Phase2aMsg(2, 1, x, "a"))]
     assert r.log[1] == Entry(2, x)
-    assert r.events[-1] == ("Phase2a", {"r": "a", "b": 2, "s": 1})
+    assert r.events[-1] == ("Phase2a", {"r": "a", "b": 2, "s": 1, "c": x})
     before = snapshot(r)
     assert unchanged(r, r.phase2a(2, 1), before)  # already proposed
     assert r.phase2a(2, 2)
@@ -524,12 +524,12 @@ def test_crash_keeps_durable_state_and_loses_volatile() -> None:
     assert r.client_write(put("v", 1), 3) == [Reply("v", NotLeader())]
 
 
-def test_crash_of_candidate_is_not_a_spec_step() -> None:
+def test_crash_of_candidate_makes_it_a_follower_that_keeps_its_promise() -> None:
     r = candidate()
-    n = len(r.events)
     r.crash()
     assert r.role == "follower" and r.ballot == 1
-    assert len(r.events) == n
+    assert r.events[-1] == ("Crash", {"r": "a"})
+    assert r.phase1a(1, 0) == []  # its own ballot cannot be started again
 
 
 # --- a three-replica scenario driven by hand ----------------------------------------------
