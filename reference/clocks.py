@@ -90,6 +90,15 @@ class LocalClock:
             self._rate_ppm = self._draw_rate()
         return self._offset_in_segment(now - self._seg_start)
 
+    def skew(self, rate_ppm: int) -> None:
+        """Run at ``1 + rate_ppm / 1e6`` for the next segment, starting now (fault
+        injection: a clock going bad). Continuous, and still within the bounds."""
+        if not -self.max_rate_ppm <= rate_ppm <= self.max_rate_ppm:
+            raise ValueError(f"rate must be within +/-{self.max_rate_ppm} ppm")
+        self._offset0 = self.offset_us()
+        self._seg_start = self._sim.now
+        self._rate_ppm = rate_ppm
+
     def now_us(self) -> int:
         """The node's reading of the time, in microseconds."""
         return self._sim.now + self.offset_us()

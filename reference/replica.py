@@ -310,6 +310,30 @@ class Replica:
         self._v.votes[s] = {self.node_id}
         return [Persist("log", s), Broadcast(Phase2aMsg(b, s, c, self.node_id))]
 
+    # --- the spec's hooks (specs/Replication.tla), the seams seeded bugs replace --------
+
+    def recover(self, reports: list[tuple[Entry, ...]]) -> list[Cmd]:
+        """Spec Recover: per slot, the command accepted in the highest ballot (NoOp if none)."""
+        top = max(len(rep) for rep in reports)
+        recovered: list[Cmd] = []
+        for s in range(1, top + 1):
+            entries = [rep[s - 1] for rep in reports if s <= len(rep)]
+            # Highest ballot wins; a slot no voter filled has only EMPTY, i.e. NoOp.
+            recovered.append(max(entries, key=lambda e: e.bal).cmd)
+        return recovered
+
+    def new_leader_wait_us(self) -> int:
+        """Spec NewLeaderWait."""
+        return self.config.lease_dur_us + self.config.lease_margin_us
+
+    def commit_quorum(self, votes: set[str]) -> bool:
+        """Spec CommitQuorum: which sets of persisted copies allow a commit."""
+        return self.is_quorum(votes)
+
+    def known_committed(self, s: int) -> bool:
+        """Spec KnownCommitted: a commit message for slot s in the ballot of our entry."""
+        return (self.entry(s).bal, s) in self._v.known_commits
+
     # --- protocol actions --------------------------------------------------------------
 
     def phase1a(self, b: int, now_us: int) -> list[Effect]:
@@ -360,14 +384,9 @@ class Replica:
         if not others <= v.promises.keys():
             return []
         reports = [self._own_log()] + [v.promises[a].log for a in sorted(others)]
-        top = max(len(rep) for rep in reports)
-        recovered: list[Cmd] = []
-        for s in range(1, top + 1):
-            entries = [rep[s - 1] for rep in reports if s <= len(rep)]
-            # Highest ballot wins; a slot no voter filled has only EMPTY, i.e. NoOp.
-            recovered.append(max(entries, key=lambda e: e.bal).cmd)
+        recovered = self.recover(reports)
         wait_needed = self.granted > 0 or any(v.promises[a].granted > 0 for a in others)
-        wait_until = now_us + self.config.lease_dur_us + self.config.lease_margin_us
+        wait_until = now_us + self.new_leader_wait_us()
         v.role = "leader"
         v.proposals = recovered
         v.proposal_rids = {c.request_id for c in recovered if isinstance(c, Command)}
@@ -484,7 +503,7 @@ class Replica:
             return []
         if self.entry(s).bal != b or v.committed_upto != s - 1:
             return []
-        if not self.is_quorum(v.votes.get(s, {self.node_id})):
+        if not self.commit_quorum(v.votes.get(s, {self.node_id})):
             return []
         v.committed_upto = s
         v.votes.pop(s, None)
@@ -502,7 +521,7 @@ class Replica:
             return []
         s = self.applied + 1
         e = self.entry(s)
-        if e.bal == 0 or (e.bal, s) not in v.known_commits:
+        if e.bal == 0 or not self.known_committed(s):
             return []
         self.applied = s
         v.known_commits = {(b, t) for b, t in v.known_commits if t > s}

@@ -1,0 +1,272 @@
+"""Hypothesis state machine: clients and faults drive a simulated group; the monitor
+checks the spec's invariants after every step.
+
+Each example builds a ``World`` (3 replicas, no background workload) from a drawn
+seed. Rules issue client operations on three keys (asynchronously: they complete
+as simulated time passes), inject faults (crash, restart, partition, heal,
+one-way link failure, clock skew, WAL bit rot on a down replica) and advance
+time. Swarm testing: every example enables a random subset of the fault kinds, so
+some examples hammer one kind of fault and others none.
+
+After every rule the invariant runs: the live monitor must have no violation,
+and at most one replica may hold a lease at the current instant (evaluated
+exactly, on each replica's own clock). ``teardown`` heals everything, lets the
+group settle and checks the whole history with the end-of-run audit and, when
+available, the linearizability checker.
+
+Rare situations are reported with ``hypothesis.event`` (see
+``--hypothesis-show-statistics``): a leader whose lease expired while it still
+led, a leader change while a write was in flight, a crash between a WAL write and
+the step's messages (a pending sync), an elected leader that had to wait out an
+older lease, and a quarantine.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import HealthCheck, event, settings, target
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+)
+
+from conformance.monitor import Monitor
+from reference.client import Client
+from reference.cluster import SimConfig, World, replica_names
+from reference.node import NodeConfig
+from reference.storage import (
+    AddNumber,
+    AttributeNotExists,
+    Compare,
+    Key,
+    M,
+    N,
+    Put,
+    S,
+    SetAttr,
+    Update,
+)
+
+KEYS = ("a", "b", "c")
+FAULT_KINDS = ("crash", "partition", "link", "skew", "corrupt")
+MS = 1_000
+
+
+class ReplicationMachine(RuleBasedStateMachine):
+    """One simulated group per example; see the module docstring."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.world: World | None = None
+        self.monitor: Monitor | None = None
+        self.enabled: frozenset[str] = frozenset()
+        self.clients: list[Client] = []
+        self.names = replica_names(3)
+        self.leader_was: str | None = None
+        self.lease_seen: set[str] = set()
+        self.corrupted = False
+
+    # --- setup -------------------------------------------------------------------------
+
+    @initialize(seed=st.integers(0, 2**32 - 1),
+                swarm=st.lists(st.booleans(), min_size=len(FAULT_KINDS),
+                               max_size=len(FAULT_KINDS)),
+                drift=st.sampled_from([2_000, 20_000]))
+    def setup(self, seed: int, swarm: list[bool], drift: int) -> None:
+        enabled = frozenset(k for k, on in zip(FAULT_KINDS, swarm, strict=True) if on)
+        # A slower disk widens the window between a step's WAL write and its messages.
+        cfg = SimConfig(seed=seed, clients=0, duration_us=10**12, settle_us=3_000 * MS,
+                        max_drift_us=drift, max_rate_ppm=20_000,
+                        node=NodeConfig(disk_sync_us=1_000))
+        rc = cfg.replica_config()
+        self.monitor = Monitor(self.names, rc.lease_dur_us, rc.lease_margin_us)
+        self.world = World(cfg, listener=self._on_event)
+        self.enabled = enabled
+        w = self.world
+        self.clients = [Client(w.sim, w.net, f"hc{i}", f"az{i + 1}", self.names,
+                               w.sim.fork_rng(), w.history, cfg.client) for i in range(3)]
+        w.sim.run(until_us=500 * MS)  # the first election
+        for kind in sorted(enabled):
+            event(f"swarm: {kind} enabled")
+
+    def _on_event(self, ev: dict[str, Any]) -> None:
+        assert self.monitor is not None and self.world is not None
+        self.monitor.step(ev)
+        action = ev["action"]
+        if action == "BecomeLeader":
+            if any(not h.done and h.write is not None for h in self.world.history):
+                event("leader change with a write in flight")
+            node = self.world.nodes[ev["node"]]
+            if node.replica.wait_left(node.now()) > 0:
+                event("new leader waits out an older lease")
+        elif action == "Quarantine":
+            event("replica quarantined after WAL corruption")
+
+    @property
+    def w(self) -> World:
+        assert self.world is not None
+        return self.world
+
+    # --- client operations ---------------------------------------------------------------
+
+    def _client(self, i: int) -> Client:
+        return self.clients[i % len(self.clients)]
+
+    @rule(c=st.integers(0, 2), k=st.sampled_from(KEYS), v=st.integers(0, 9))
+    def put(self, c: int, k: str, v: int) -> None:
+        self._client(c).write("put", Key(S(k)),
+                              lambda rid: Put(M(pk=S(k), v=N(v), w=S(rid))))
+
+    @rule(c=st.integers(0, 2), k=st.sampled_from(KEYS), consistent=st.booleans())
+    def get(self, c: int, k: str, consistent: bool) -> None:
+        self._client(c).get(Key(S(k)), consistent)
+
+    @rule(c=st.integers(0, 2), k=st.sampled_from(KEYS), v=st.integers(0, 9))
+    def conditional_update(self, c: int, k: str, v: int) -> None:
+        # A version check against the last value this key had at the leader, if any.
+        leader = self.w.leader()
+        item = self.w.nodes[leader].replica.store.get(Key(S(k))) if leader else None
+        w_attr = item.get("w") if item is not None else None
+        cond = Compare("w", "=", w_attr) if isinstance(w_attr, S) else AttributeNotExists("pk")
+        self._client(c).write("update", Key(S(k)), lambda rid: Update(
+            Key(S(k)), (SetAttr("v", N(v)), SetAttr("w", S(rid)), AddNumber("n", N(1))), cond))
+
+    @rule(c=st.integers(0, 2), k=st.sampled_from(KEYS))
+    def delete(self, c: int, k: str) -> None:
+        self._client(c).delete(Key(S(k)))
+
+    # --- time ----------------------------------------------------------------------------
+
+    @rule(us=st.sampled_from([300, 1_000, 5_000, 20_000, 100_000, 400_000, 1_200_000,
+                              2_500_000]))
+    def advance(self, us: int) -> None:
+        self.w.sim.run(until_us=self.w.sim.now + us)
+
+    # --- faults --------------------------------------------------------------------------
+
+    @rule(data=st.data())
+    def fault(self, data: st.DataObject) -> None:
+        """One fault of a kind this example enabled (swarm testing); none if none is."""
+        if not self.enabled:
+            return
+        kind = data.draw(st.sampled_from([*sorted(self.enabled), "heal/restart"]), label="kind")
+        w, names = self.w, self.names
+        if kind == "crash":
+            up = sorted(w.up_nodes())
+            leader = w.leader()
+            if up:
+                prefer = leader if leader in up and data.draw(st.booleans(), label="leader") \
+                    else data.draw(st.sampled_from(up), label="crash")
+                self._crash(prefer)
+        elif kind == "corrupt":
+            up = w.up_nodes()
+            if len(up) == 3 and not self.corrupted:  # keep at most one replica out
+                name = data.draw(st.sampled_from(sorted(up)), label="corrupt")
+                w.crash(name)
+                w.nodes[name].flip_wal_bit()
+                self.corrupted = True
+                event("WAL bit flipped")
+        elif kind == "partition":
+            w.isolate(data.draw(st.sampled_from(names), label="isolate"))
+        elif kind == "link":
+            src = data.draw(st.sampled_from(names), label="src")
+            dst = data.draw(st.sampled_from([n for n in names if n != src]), label="dst")
+            w.fail_link(src, dst)
+        elif kind == "skew":
+            clock = w.nodes[data.draw(st.sampled_from(names), label="skew")].clock
+            fast = data.draw(st.booleans(), label="fast")
+            clock.skew(clock.max_rate_ppm if fast else -clock.max_rate_ppm)
+        else:
+            w.heal()
+            for n in names:
+                w.restart(n)
+
+    def _crash(self, name: str) -> None:
+        if name == self.w.leader():
+            event("leader crashed")
+        if self.w.nodes[name]._pending_syncs:
+            event("crash between a WAL write and its step's messages")
+        self.w.crash(name)
+
+    @precondition(lambda self: "crash" in self.enabled)
+    @rule(k=st.sampled_from(KEYS), v=st.integers(0, 9), after=st.integers(0, 3))
+    def crash_leader_mid_write(self, k: str, v: int, after: int) -> None:
+        """A write reaches the leader, which crashes while the write's WAL record syncs
+        (or right after it synced, depending on ``after``)."""
+        w = self.w
+        leader = w.leader()
+        if leader is None:
+            return
+        node = w.nodes[leader]
+        self._client(0).write("put", Key(S(k)), lambda rid: Put(M(pk=S(k), v=N(v), w=S(rid))))
+        deadline = w.sim.now + 50 * MS
+        while w.sim.now < deadline and not node._pending_syncs and w.sim.step():
+            pass
+        for _ in range(after):
+            w.sim.step()
+        self._crash(leader)
+
+    # --- invariants ----------------------------------------------------------------------
+
+    @invariant()
+    def monitor_finds_nothing(self) -> None:
+        if self.monitor is None:
+            return
+        assert not self.monitor.violations, "\n".join(map(str, self.monitor.violations[:5]))
+
+    @invariant()
+    def one_lease_at_a_time(self) -> None:
+        if self.world is None:
+            return
+        holders = [n for n, node in self.w.nodes.items()
+                   if node.state == "up" and node.replica.holds_lease(node.now())]
+        assert len(holders) <= 1, f"LeaseExclusivity: {holders} hold leases at once"
+        leader = self.w.leader()
+        if leader is not None:
+            node = self.w.nodes[leader]
+            if node.replica.holds_lease(node.now()):
+                self.lease_seen.add(leader)
+            elif leader in self.lease_seen and node.now() >= node.replica.wait_until:
+                event("a leader's lease expired while it still led")
+                self.lease_seen.discard(leader)
+            if leader != self.leader_was:
+                self.leader_was = leader
+
+    def teardown(self) -> None:
+        if self.world is None:
+            return
+        w = self.world
+        w.settle()
+        report = w.audit()
+        target(float(sum(n.action_counts["BecomeLeader"] for n in w.nodes.values())),
+               label="leader changes")
+        assert self.monitor is not None
+        assert not self.monitor.violations, "\n".join(map(str, self.monitor.violations[:5]))
+        assert report.ok, "\n".join(report.problems()[:5])
+        try:
+            from conformance.linearizability import check_history
+        except ImportError:  # pragma: no cover - the checker is optional here
+            return
+        lin = check_history(w.history)
+        assert lin.ok, str(lin.violations[:2])
+
+
+
+# --- profiles ------------------------------------------------------------------------------
+
+_COMMON: dict[str, Any] = {
+    "deadline": None,
+    "suppress_health_check": list(HealthCheck),
+    "database": None,
+}
+PROFILES = {
+    # CI: bounded; about a minute on one core.
+    "ci": settings(max_examples=300, stateful_step_count=60, **_COMMON),
+    # Deep: one batch of a long run (see conformance/deep_run.py), longer sequences.
+    "deep": settings(max_examples=200, stateful_step_count=120, **_COMMON),
+}
