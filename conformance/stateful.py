@@ -76,13 +76,15 @@ class ReplicationMachine(RuleBasedStateMachine):
     @initialize(seed=st.integers(0, 2**32 - 1),
                 swarm=st.lists(st.booleans(), min_size=len(FAULT_KINDS),
                                max_size=len(FAULT_KINDS)),
-                drift=st.sampled_from([2_000, 20_000]))
-    def setup(self, seed: int, swarm: list[bool], drift: int) -> None:
+                drift=st.sampled_from([2_000, 20_000]),
+                election_ms=st.sampled_from([200, 1_500]))
+    def setup(self, seed: int, swarm: list[bool], drift: int, election_ms: int) -> None:
         enabled = frozenset(k for k, on in zip(FAULT_KINDS, swarm, strict=True) if on)
         # A slower disk widens the window between a step's WAL write and its messages.
         cfg = SimConfig(seed=seed, clients=0, duration_us=10**12, settle_us=3_000 * MS,
                         max_drift_us=drift, max_rate_ppm=20_000,
-                        node=NodeConfig(disk_sync_us=1_000))
+                        node=NodeConfig(disk_sync_us=1_000,
+                                        election_timeout_us=election_ms * MS))
         rc = cfg.replica_config()
         self.monitor = Monitor(self.names, rc.lease_dur_us, rc.lease_margin_us)
         self.world = World(cfg, listener=self._on_event)
@@ -91,6 +93,8 @@ class ReplicationMachine(RuleBasedStateMachine):
         self.clients = [Client(w.sim, w.net, f"hc{i}", f"az{i + 1}", self.names,
                                w.sim.fork_rng(), w.history, cfg.client) for i in range(3)]
         w.sim.run(until_us=500 * MS)  # the first election
+        # Elections faster than the lease leave the lease wait as the only guard.
+        event(f"election timeout {election_ms} ms")
         for kind in sorted(enabled):
             event(f"swarm: {kind} enabled")
 

@@ -83,7 +83,7 @@ class TimingConfig:
             drift = max(drift, 50_000)  # SimConfig.effective
         margin = obj.get("lease_margin_us")
         if margin is None:
-            margin = 2 * drift + 1_000
+            margin = 4 * drift + 1_000
         return cls(obj["lease_dur_us"], margin, drift, obj["renew_ahead_us"])
 
 
@@ -424,6 +424,12 @@ def validate_events(events: Sequence[Located], timing: TimingConfig, *,
         return TraceValidationResult(True, len(events), n, seconds,
                                      f"all {len(events)} events matched ({n} items, "
                                      f"{distinct} states)")
+    if b"Assumption line" in output or b"assumption" in output.lower() and b"false" in output:
+        return TraceValidationResult(
+            False, len(events), n, seconds,
+            f"the configuration violates the spec's lease assumption LeaseMargin >= "
+            f"2 * MaxDrift: margin {timing.lease_margin_us}us, clock window "
+            f"{2 * timing.max_drift_us}us", tlc_output_tail=tail)
     if b"Deadlock reached" in output or b"deadlock" in output.lower():
         cursors = _CURSOR_RE.findall(output)
         cursor = int(cursors[-1]) if cursors else 1

@@ -47,7 +47,7 @@ class SimConfig:
     max_drift_us: int = 2_000
     max_rate_ppm: int = 200
     lease_margin_us: int | None = None
-    """Default: 2 * max_drift_us + 1 ms, the least the lease safety condition allows plus slack."""
+    """Default: 4 * max_drift_us + 1 ms, the least the lease safety condition allows plus slack."""
     network: NetworkConfig = field(default_factory=NetworkConfig)
     node: NodeConfig = field(default_factory=NodeConfig)
     client: ClientConfig = field(default_factory=ClientConfig)
@@ -66,7 +66,7 @@ class SimConfig:
     def replica_config(self) -> ReplicaConfig:
         margin = self.lease_margin_us
         if margin is None:
-            margin = 2 * self.max_drift_us + 1_000
+            margin = 4 * self.max_drift_us + 1_000
         return ReplicaConfig(lease_dur_us=self.lease_dur_us, lease_margin_us=margin,
                              max_drift_us=self.max_drift_us, renew_ahead_us=self.renew_ahead_us)
 

@@ -220,8 +220,10 @@ class ReplicaNode:
         clock, real = self.now(), self.sim.now
         if wrote or self._pending_syncs:
             self._pending_syncs += 1
+            # The sync covers this step's records only: a later step's, written in the
+            # meantime, must not become durable before its own sync.
             self.sim.schedule(self.nc.disk_sync_us, self._synced, self.epoch, events, outputs,
-                              clock, real)
+                              clock, real, len(self.disk))
         else:
             self._complete(events, outputs, clock, real)
 
@@ -251,11 +253,11 @@ class ReplicaNode:
         return True
 
     def _synced(self, epoch: int, events: list[tuple[str, dict[str, Any]]],
-                outputs: list[Effect], clock: int, real: int) -> None:
+                outputs: list[Effect], clock: int, real: int, upto: int) -> None:
         if epoch != self.epoch:
             return  # crashed before the sync completed: the step never happened
         self._pending_syncs -= 1
-        self.wal.sync()
+        self.wal.sync(upto)
         self._complete(events, outputs, clock, real)
 
     def _complete(self, events: list[tuple[str, dict[str, Any]]], outputs: list[Effect],

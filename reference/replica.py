@@ -128,10 +128,14 @@ class ReplicaConfig:
             raise ValueError("lease_dur_us must be > 0")
         if self.max_drift_us < 0:
             raise ValueError("max_drift_us must be >= 0")
-        # The spec's lease safety condition: the old lease and the new leader's wait
-        # are each measured on one clock, and each may be off by MaxDrift in real time.
-        if self.lease_margin_us < 2 * self.max_drift_us:
-            raise ValueError("lease_margin_us must be >= 2 * max_drift_us")
+        # The spec's lease safety condition, LeaseMargin >= 2 * MaxDrift, where the
+        # spec's MaxDrift is the width of the window clocks stay in: 2 * max_drift_us
+        # for clocks within +/- max_drift_us. The old lease and the new leader's wait
+        # are each measured on one clock, and each may be off by that width in real
+        # time (a clock can run from one edge of the window to the other meanwhile).
+        if self.lease_margin_us < 4 * self.max_drift_us:
+            raise ValueError("lease_margin_us must be >= 4 * max_drift_us (twice the "
+                             "width of the +/- max_drift_us window)")
         # RenewAhead < LeaseDur, or a fresh lease would already be due for renewal.
         if not 0 <= self.renew_ahead_us < self.lease_dur_us:
             raise ValueError("renew_ahead_us must be in [0, lease_dur_us)")

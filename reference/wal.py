@@ -80,8 +80,10 @@ class Disk:
         self._last_write = (offset, len(data))
         return offset
 
-    def sync(self) -> None:
-        self._synced_len = len(self._data)
+    def sync(self, upto: int | None = None) -> None:
+        """Make the first ``upto`` bytes (default: all written so far) durable."""
+        end = len(self._data) if upto is None else min(upto, len(self._data))
+        self._synced_len = max(self._synced_len, end)
 
     def truncate(self, size: int) -> None:
         if not 0 <= size <= len(self._data):
@@ -292,8 +294,9 @@ class WriteAheadLog:
         self._next_seq = seq + 1
         return seq
 
-    def sync(self) -> None:
-        self.disk.sync()
+    def sync(self, upto: int | None = None) -> None:
+        """Make the log durable up to byte ``upto`` (default: everything appended)."""
+        self.disk.sync(upto)
 
     def record_offset(self, seq: int) -> int:
         return self._offsets[self._index(seq)]

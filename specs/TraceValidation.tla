@@ -30,6 +30,10 @@ CONSTANTS
 
 VARIABLE cursor
 
+\* The lease safety condition (see the CHOICE on leases in Replication): a trace
+\* from an implementation configured without it is rejected outright.
+ASSUME LeaseMargin >= 2 * MaxDrift
+
 tvVars == <<vars, cursor>>
 \* The behavior is deterministic, so the cursor alone identifies a state; keeping
 \* the messages out of the fingerprint is most of trace validation's speed.

@@ -169,3 +169,22 @@ def test_undecodable_write_is_refused_before_it_is_replicated() -> None:
     w.sim.run(until_us=w.sim.now + 10_000)
     assert max(node.replica.log, default=0) == top
     assert not any(e["action"] == "ClientWrite" for e in events(sinks[leader])[-5:])
+
+
+def test_a_sync_does_not_make_a_later_step_durable() -> None:
+    """Found by the Hypothesis machine's monitor: the first step's sync used to sync the
+    whole disk, so a later step's WAL records survived a crash that lost its trace."""
+    w, sinks = world()
+    name = w.leader()
+    assert name is not None
+    node = w.nodes[name]
+    top = max(node.replica.log, default=0)
+    node._on_request("c9", write_request("w1"), node.now())
+    w.sim.run(until_us=w.sim.now + node.nc.disk_sync_us // 2)
+    node._on_request("c9", write_request("w2"), node.now())  # written, not yet synced
+    w.sim.run(until_us=w.sim.now + node.nc.disk_sync_us // 2 + 1)  # w1's sync completes
+    w.crash(name)
+    w.restart(name)
+    assert top + 1 in node.replica.log and top + 2 not in node.replica.log
+    traced = [e["args"]["s"] for e in events(sinks[name]) if e["action"] == "ClientWrite"]
+    assert traced[-1] == top + 1

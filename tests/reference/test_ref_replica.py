@@ -38,7 +38,7 @@ from reference.replica import (
 )
 from reference.storage import Applied, Key, M, N, Put, S, encode_op
 
-DUR, MARGIN, DRIFT, AHEAD = 10_000, 2_000, 1_000, 2_000
+DUR, MARGIN, DRIFT, AHEAD = 10_000, 4_000, 1_000, 2_000
 CFG = ReplicaConfig(lease_dur_us=DUR, lease_margin_us=MARGIN, max_drift_us=DRIFT,
                     renew_ahead_us=AHEAD)
 MEMBERS: dict[str, Kind] = {"a": "storage", "b": "storage", "c": "storage"}
@@ -88,12 +88,12 @@ def leader(b: int = 1, now: int = 0, granted: int = 0) -> Replica:
 # --- configuration --------------------------------------------------------------------
 
 
-def test_config_rejects_margin_below_twice_drift() -> None:
-    with pytest.raises(ValueError, match="2 \\* max_drift_us"):
-        ReplicaConfig(lease_dur_us=10, lease_margin_us=2 * 3 - 1, max_drift_us=3,
+def test_config_rejects_margin_below_twice_the_drift_window() -> None:
+    with pytest.raises(ValueError, match="4 \\* max_drift_us"):
+        ReplicaConfig(lease_dur_us=10, lease_margin_us=4 * 3 - 1, max_drift_us=3,
                       renew_ahead_us=1)
-    ok = ReplicaConfig(lease_dur_us=10, lease_margin_us=6, max_drift_us=3, renew_ahead_us=1)
-    assert ok.lease_margin_us == 6
+    ok = ReplicaConfig(lease_dur_us=20, lease_margin_us=12, max_drift_us=3, renew_ahead_us=1)
+    assert ok.lease_margin_us == 12
 
 
 @pytest.mark.parametrize("dur,ahead", [(0, 0), (10, 10), (10, -1)])

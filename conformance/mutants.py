@@ -1,0 +1,133 @@
+"""Seeded bugs in the reference implementation, matching the spec's mutants.
+
+Each bug replaces one seam of the reference for the duration of a ``with`` block:
+a hook of ``Replica`` named after the spec's hook it mirrors (``recover``,
+``new_leader_wait_us``, ``commit_quorum``, ``known_committed``), the node's WAL
+writer, the WAL's record decoder, or the configuration check. Production code has
+no test-only branches; the bug lives here.
+
+| bug | spec mutant | what breaks |
+|---|---|---|
+| NoLeaseWait | NoLeaseWait | a new leader serves at once, beside the old lease |
+| EarlyAck | EarlyAck | a write is committed (acknowledged) on the leader's vote alone |
+| NoRecovery | NoRecovery | a new leader re-proposes nothing it recovered |
+| NoDriftMargin | NoDriftMargin | the new leader's wait has no margin for clock drift |
+| ApplyUncommitted | ApplyUncommitted | replicas apply entries nobody committed |
+| NoPersist | NoPersist | promises (ballots) are not written to the WAL |
+| SkipWalChecksum | (none) | WAL recovery accepts records whose checksums fail |
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from reference import node as node_mod
+from reference import replica as replica_mod
+from reference import wal as wal_mod
+
+
+@dataclass(frozen=True, slots=True)
+class Bug:
+    name: str
+    spec_mutant: str | None
+    description: str
+    patches: Callable[[], list[tuple[Any, str, Any]]]
+    """(object, attribute, replacement) triples applied while the bug is active."""
+
+
+def _no_lease_wait() -> list[tuple[Any, str, Any]]:
+    return [(replica_mod.Replica, "new_leader_wait_us", lambda self: 0)]
+
+
+def _early_ack() -> list[tuple[Any, str, Any]]:
+    return [(replica_mod.Replica, "commit_quorum", lambda self, votes: len(votes) >= 1)]
+
+
+def _no_recovery() -> list[tuple[Any, str, Any]]:
+    return [(replica_mod.Replica, "recover", lambda self, reports: [])]
+
+
+def _no_drift_margin() -> list[tuple[Any, str, Any]]:
+    # The wait keeps no margin at all; ReplicaConfig's own check is what would refuse
+    # such a configuration, so the bug bypasses the margin it enforces.
+    return [(replica_mod.Replica, "new_leader_wait_us",
+             lambda self: self.config.lease_dur_us)]
+
+
+def _apply_uncommitted() -> list[tuple[Any, str, Any]]:
+    return [(replica_mod.Replica, "known_committed", lambda self, s: True)]
+
+
+def _no_persist() -> list[tuple[Any, str, Any]]:
+    orig = node_mod.ReplicaNode._persist
+
+    def persist_but_promises(self: node_mod.ReplicaNode, p: replica_mod.Persist) -> bool:
+        if p.what == "ballot":
+            return False
+        return orig(self, p)
+
+    return [(node_mod.ReplicaNode, "_persist", persist_but_promises)]
+
+
+def _skip_wal_checksum() -> list[tuple[Any, str, Any]]:
+    orig = wal_mod._decode_at
+
+    def decode_unverified(buf: memoryview, off: int, index: int,
+                          expected_seq: int | None) -> Any:
+        rec = orig(buf, off, index, expected_seq)
+        if isinstance(rec, wal_mod._Stop) and rec.kind == "corrupt":
+            magic, length, seq = wal_mod._FIELDS.unpack(bytes(buf[off:off + wal_mod._FIELDS.size]))
+            start = off + wal_mod.HEADER_SIZE
+            if magic == wal_mod.MAGIC and length <= wal_mod.MAX_PAYLOAD \
+                    and start + length <= len(buf):
+                return wal_mod.WalRecord(seq, bytes(buf[start:start + length]), off)
+        return rec
+
+    return [(wal_mod, "_decode_at", decode_unverified)]
+
+
+BUGS: dict[str, Bug] = {b.name: b for b in (
+    Bug("NoLeaseWait", "NoLeaseWait", "the new leader does not wait out the old lease",
+        _no_lease_wait),
+    Bug("EarlyAck", "EarlyAck", "writes are acknowledged before a quorum persisted them",
+        _early_ack),
+    Bug("NoRecovery", "NoRecovery", "a new leader does not recover accepted values",
+        _no_recovery),
+    Bug("NoDriftMargin", "NoDriftMargin", "the new leader's wait has no clock-drift margin",
+        _no_drift_margin),
+    Bug("ApplyUncommitted", "ApplyUncommitted", "replicas apply uncommitted entries",
+        _apply_uncommitted),
+    Bug("NoPersist", "NoPersist", "promises are not persisted", _no_persist),
+    Bug("SkipWalChecksum", None, "WAL recovery skips checksum verification",
+        _skip_wal_checksum),
+)}
+
+
+@contextlib.contextmanager
+def active(name: str | None) -> Iterator[None]:
+    """Run the block with bug ``name`` seeded (``None``: the correct implementation)."""
+    if name is None:
+        yield
+        return
+    bug = BUGS.get(name)
+    if bug is None:
+        raise KeyError(f"unknown bug {name!r}; choose from {', '.join(BUGS)}")
+    saved = []
+    try:
+        for obj, attr, new in bug.patches():
+            saved.append((obj, attr, obj.__dict__[attr] if isinstance(obj, type)
+                          else getattr(obj, attr)))
+            setattr(obj, attr, new)
+        replica_mod.decode_write.cache_clear()
+        yield
+    finally:
+        for obj, attr, old in reversed(saved):
+            setattr(obj, attr, old)
+
+
+def as_dict(bug: Bug) -> dict[str, Any]:
+    return {k: v for k, v in dataclasses.asdict(bug).items() if k != "patches"}
