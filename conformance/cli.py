@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import click
 from rich.console import Console
@@ -132,3 +132,40 @@ def simulate_cmd(seed: int, out: Path, replicas: int, duration: int, faults: str
         click.echo(line)
     click.echo(f"wrote {out}/trace-*.jsonl, history.jsonl, config.json, summary.json")
     sys.exit(0 if result.summary["audit"]["ok"] else 1)
+
+
+@main.command("replay")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--tlc", is_flag=True, help="Also validate the trace against the spec with TLC.")
+@click.option("--tlc-max-events", type=click.IntRange(1), default=1500, show_default=True,
+              help="Validate only this many events (merged by real time) with TLC.")
+def replay_cmd(directory: Path, tlc: bool, tlc_max_events: int) -> None:
+    """Check a `dynaspec simulate` output: monitor, linearizability, Z3 leases [, TLC]."""
+    from conformance.replay import replay
+
+    console = Console(stderr=True)
+    if not directory.is_dir():
+        click.echo(f"error: {directory}: no such directory", err=True)
+        sys.exit(2)
+    try:
+        with Progress(TextColumn("{task.description:<16}"), BarColumn(),
+                      TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
+                      console=console, transient=True,
+                      disable=not console.is_terminal) as bar:
+            tasks: dict[str, Any] = {}
+
+            def tick(layer: str, done: int, total: int) -> None:
+                if layer not in tasks:
+                    tasks[layer] = bar.add_task(layer, total=total)
+                bar.update(tasks[layer], completed=done, total=total)
+
+            result = replay(directory, tlc=tlc, tlc_max_events=tlc_max_events, progress=tick)
+    except (ValueError, OSError, ToolchainError) as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    for layer in result.layers:
+        verdict = "ok  " if layer.ok else "FAIL"
+        click.echo(f"{verdict} {layer.layer:<16} {layer.seconds:6.1f}s  {layer.summary}")
+        for p in layer.problems:
+            click.echo(f"     {p}")
+    sys.exit(0 if result.ok else 1)

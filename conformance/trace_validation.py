@@ -360,25 +360,39 @@ CONSTANTS
 
 # --- running TLC ------------------------------------------------------------------------
 
-_CURSOR_RE = re.compile(rb"/\\ cursor = (\d+)")
+_TRY_RE = re.compile(rb'<<\s*"tv-try",\s*(\[.*?\])\s*>>', re.S)
 _STATS_RE = re.compile(rb"([\d,]+) states generated, ([\d,]+) distinct states found")
 
 
-def _last_state(output: bytes) -> dict[str, str]:
-    """The variables of the last state TLC printed, as compact text (messages omitted)."""
-    start = output.rfind(b"@!@!@STARTMSG 2217")
-    if start < 0:
-        return {}
-    end = output.find(b"@!@!@ENDMSG 2217", start)
-    block = output[start:end if end >= 0 else len(output)].decode(errors="replace")
+def _summary_state(text: str) -> dict[str, str]:
+    """The fields of a printed ``Summary`` record: the state the failing item met."""
     out: dict[str, str] = {}
-    for m in re.finditer(r"^/\\ (\w+) = (.*?)(?=^/\\ |\Z)", block, flags=re.M | re.S):
-        name, value = m.group(1), " ".join(m.group(2).split())
-        if name == "msgs":
-            value = f"({value.count('type |->')} messages)"
-        value = re.sub(r"(?:_, )+_", "_ ...", value.replace("[bal |-> 0, cmd |-> 0]", "_"))
-        out[name] = value if len(value) < 400 else value[:400] + " ..."
+    body = " ".join(text.split()).strip("[]")
+    for m in re.finditer(r"(\w+) \|-> (\[[^\]]*\]|[^,\]]+)", body):
+        out[m.group(1)] = m.group(2)
     return out
+
+
+def _run_tlc_streaming(cmd: list[str], cwd: Path, timeout: float) -> tuple[bytes, int | None]:
+    """Run TLC; stop it as soon as it reports a deadlock (an unmatched item).
+
+    What follows a deadlock is TLC printing the whole behavior, every state with
+    every message, which for a long trace takes minutes; the PrintT lines before it
+    already say which item failed and in what state.
+    """
+    chunks: list[bytes] = []
+    deadline = time.monotonic() + timeout
+    with subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT) as proc:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            chunks.append(line)
+            if b"Deadlock reached" in line or time.monotonic() > deadline:
+                proc.kill()
+                break
+        proc.wait()
+        timed_out = time.monotonic() > deadline
+    return b"".join(chunks), (None if timed_out else proc.returncode)
 
 
 def validate_events(events: Sequence[Located], timing: TimingConfig, *,
@@ -400,15 +414,8 @@ def validate_events(events: Sequence[Located], timing: TimingConfig, *,
                             work / f"{module}.cfg", metadir=work / "states", tmpdir=work,
                             workers=1, simulate=False, depth=None, seed=None, extra_args=(),
                             java_opts=("-XX:+UseParallelGC", "-Xss16m"))
-        out_path = work / "tlc.out"
-        with out_path.open("wb") as out:
-            try:
-                proc = subprocess.run(cmd, cwd=work, stdout=out, stderr=subprocess.STDOUT,
-                                      timeout=timeout, check=False)
-                code: int | None = proc.returncode
-            except subprocess.TimeoutExpired:
-                code = None
-        output = out_path.read_bytes()
+        output, code = _run_tlc_streaming(cmd, work, timeout)
+        (work / "tlc.out").write_bytes(output)
     finally:
         if not keep and workdir is None:
             tmp_ctx.cleanup()
@@ -424,15 +431,17 @@ def validate_events(events: Sequence[Located], timing: TimingConfig, *,
         return TraceValidationResult(True, len(events), n, seconds,
                                      f"all {len(events)} events matched ({n} items, "
                                      f"{distinct} states)")
-    if b"Assumption line" in output or b"assumption" in output.lower() and b"false" in output:
+    if b"Assumption line" in output or (b"assumption" in output.lower() and b"false" in output):
         return TraceValidationResult(
             False, len(events), n, seconds,
             f"the configuration violates the spec's lease assumption LeaseMargin >= "
             f"2 * MaxDrift: margin {timing.lease_margin_us}us, clock window "
             f"{2 * timing.max_drift_us}us", tlc_output_tail=tail)
-    if b"Deadlock reached" in output or b"deadlock" in output.lower():
-        cursors = _CURSOR_RE.findall(output)
-        cursor = int(cursors[-1]) if cursors else 1
+    if b"Deadlock reached" in output:
+        tries = _TRY_RE.findall(output)
+        last = tries[-1].decode(errors="replace") if tries else ""
+        m = re.search(r"cursor \|-> (\d+)", last)
+        cursor = int(m.group(1)) if m else 1
         loc = items.origin[cursor - 1] if cursor - 1 < len(items.origin) else None
         item = items.items[cursor - 1] if cursor - 1 < n else None
         what = f"{loc.where}: " if loc else ""
@@ -441,7 +450,7 @@ def validate_events(events: Sequence[Located], timing: TimingConfig, *,
         return TraceValidationResult(
             False, len(events), n, seconds,
             f"{what}event not matched by the spec ({desc}; item {cursor} of {n})",
-            unmatched=loc, item=item, state=_last_state(output), tlc_output_tail=tail)
+            unmatched=loc, item=item, state=_summary_state(last), tlc_output_tail=tail)
     return TraceValidationResult(False, len(events), n, seconds,
                                  "TLC failed: " + " ".join(tail.split())[-800:],
                                  tlc_output_tail=tail)

@@ -20,15 +20,16 @@ Clock models
 ------------
 The spec (section "Time", CHOICE) bounds clocks in *offset*, not in rate: a clock
 never runs backwards and ``offset[r] = clock[r] - now`` stays in ``0..MaxDrift``, so
-a clock may stop, or run at up to twice real speed, for a while.  Only the *width* of
-the window matters; in the spec it is ``MaxDrift``.  Two models are offered:
+a clock may stop, or run fast, for a while.  Only the *width* of the window matters;
+in the spec it is ``MaxDrift``.  Two models are offered:
 
 * ``"spec"``: offset in ``[0, max_drift]``, window width ``W = max_drift``: exactly
-  the spec's assumption, and the meaning ``ReplicaConfig`` documents for
-  ``max_drift_us`` (it requires ``lease_margin_us >= 2 * max_drift_us``);
+  the spec's assumption (``prove_lease_safety``'s default: it takes the spec's
+  parameters);
 * ``"symmetric"``: ``|local - real| <= max_drift``, window width
   ``W = 2 * max_drift``: what ``reference/clocks.py`` guarantees and
-  ``traces/FORMAT.md`` promises for a trace line's ``clock`` and ``real``.
+  ``traces/FORMAT.md`` promises for a trace line's ``clock`` and ``real``, so the
+  default of ``check_replica_config`` and the model of ``check_trace_leases``.
 
 Optionally (``max_rate_ppm``) the offset may also change by at most
 ``max_rate_ppm * 1e-6`` per unit of real time, as ``reference/clocks.py``'s clocks
@@ -44,9 +45,10 @@ from __future__ import annotations
 
 import bisect
 import functools
+import itertools
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -257,18 +259,20 @@ def _lease_counterexample(model: Any, v: _LeaseVars, dur: int, margin: int) -> d
 
 
 def _describe_lease_cex(c: Mapping[str, Any]) -> str:
-    return (f"L1 asks at real {_num(c['L1.request.real'])} (its clock {_num(c['L1.request.local'])},"
-            f" lease until {_num(c['L1.lease_until.local'])}); {c['intersection']} grants it at real"
-            f" {_num(c['grant.real'])} and promises L2's ballot at real {_num(c['promise.real'])};"
-            f" L2 is elected at real {_num(c['L2.election.real'])} (its clock"
-            f" {_num(c['L2.election.local'])}) and serves from its clock"
-            f" {_num(c['L2.serves_from.local'])}; at real {_num(c['overlap.real'])} L2's clock reads"
-            f" {_num(c['L2.local@overlap'])} while L1's reads {_num(c['L1.local@overlap'])}")
+    n = {k: _num(v) for k, v in c.items() if isinstance(v, Fraction)}
+    return (f"L1 asks at real {n['L1.request.real']} (its clock {n['L1.request.local']},"
+            f" lease until {n['L1.lease_until.local']}); {c['intersection']} grants it at real"
+            f" {n['grant.real']} and promises L2's ballot at real {n['promise.real']};"
+            f" L2 is elected at real {n['L2.election.real']} (its clock"
+            f" {n['L2.election.local']}) and serves from its clock {n['L2.serves_from.local']};"
+            f" at real {n['overlap.real']} L2's clock reads {n['L2.local@overlap']}"
+            f" while L1's reads {n['L1.local@overlap']}")
 
 
 @functools.lru_cache(maxsize=256)
 def _prove_lease(dur: int, margin: int, drift: int, max_delay: int | None,
-                 clock_model: ClockModel, max_rate_ppm: int | None) -> tuple[bool, dict[str, Any] | None]:
+                 clock_model: ClockModel,
+                 max_rate_ppm: int | None) -> tuple[bool, dict[str, Any] | None]:
     lo, hi = _window(drift, clock_model)
     rate = None if max_rate_ppm is None else Fraction(max_rate_ppm, _PPM)
     cs, v = _lease_model(z3.RealVal(dur), z3.RealVal(margin), z3.RealVal(lo), z3.RealVal(hi),
@@ -332,8 +336,8 @@ def least_safe_margin_us(lease_dur_us: int, max_drift_us: int, *,
     margin of twice the window width always suffices, so this is a binary search.
     """
     _check_lease_args(lease_dur_us, 0, max_drift_us, max_delay_us, max_rate_ppm)
-    lo_off, hi_off = _window(max_drift_us, clock_model)
-    lo, hi = -1, 2 * (hi_off - lo_off)  # lo: unsafe (or impossible), hi: safe
+    width = max_drift_us if clock_model == "spec" else 2 * max_drift_us
+    lo, hi = -1, 2 * width  # lo: unsafe (or impossible), hi: safe
 
     def safe(m: int) -> bool:
         return _prove_lease(lease_dur_us, m, max_drift_us, max_delay_us, clock_model,
@@ -374,21 +378,22 @@ def prove_lease_condition(clock_model: ClockModel = "spec", *,
                        cex, time.perf_counter() - t0)
 
 
-def check_replica_config(cfg: ReplicaConfig, *, clock_model: ClockModel = "spec",
+def check_replica_config(cfg: ReplicaConfig, *, clock_model: ClockModel = "symmetric",
                          max_rate_ppm: int | None = None,
                          max_delay_us: int | None = None) -> ProofResult:
     """``prove_lease_safety`` for a ``reference.replica.ReplicaConfig``.
 
-    The default clock model is the spec's, the meaning ``ReplicaConfig`` documents for
-    ``max_drift_us``; pass ``clock_model="symmetric"`` (and ``max_rate_ppm``) to check
-    against the clocks of ``reference/clocks.py``.
+    A ``ReplicaConfig``'s ``max_drift_us`` bounds ``|local - real|``
+    (``reference/clocks.py``), a window of width ``2 * max_drift_us``, hence the
+    default ``clock_model="symmetric"``; the spec's ``MaxDrift`` is that width.
+    ``max_rate_ppm`` adds the clocks' rate bound, which the spec does not assume.
     """
     return prove_lease_safety(cfg.lease_dur_us, cfg.lease_margin_us, cfg.max_drift_us,
                               max_delay_us=max_delay_us, clock_model=clock_model,
                               max_rate_ppm=max_rate_ppm)
 
 
-def require_lease_safety(cfg: ReplicaConfig, *, clock_model: ClockModel = "spec",
+def require_lease_safety(cfg: ReplicaConfig, *, clock_model: ClockModel = "symmetric",
                          max_rate_ppm: int | None = None) -> None:
     """Raise ``LeaseConfigError`` (one line, with the counterexample) unless the lease
     configuration is safe.  Results are cached, so calling it per replica is cheap."""
@@ -406,10 +411,13 @@ class QuorumCounts:
 
     Rules are symmetric in replica identities (they see counts, not names), which is
     what lets one rule be proved for a symbolic number of members.  Non-members
-    (kind ``"none"``) never count, as in the spec's ``IsQuorum``.
+    (kind ``"none"``) never count, as in the spec's ``IsQuorum``.  The counts are
+    Z3 integers in the symbolic proof and small non-negative bit-vectors in the
+    explicit one, so a rule should use only ``+``, ``*``, ``/`` by constants,
+    comparisons and ``z3.And``/``Or``/``Not``, which mean the same on both.
     """
 
-    storage: Z3Expr     # storage members of the group configuration
+    storage: Z3Expr     # storage members of the configuration
     log: Z3Expr         # log members
     in_storage: Z3Expr  # storage members in the candidate quorum
     in_log: Z3Expr      # log members in the candidate quorum
@@ -454,10 +462,6 @@ def rule_holds(rule: QuorumRule, storage: int, log: int, in_storage: int, in_log
     return bool(z3.is_true(z3.simplify(rule(c))))
 
 
-def _popcount(bv: Z3Expr, width: int) -> Z3Expr:
-    return z3.Sum([z3.If(z3.Extract(i, i, bv) == 1, 1, 0) for i in range(width)])
-
-
 def _names(mask: int, width: int) -> list[str]:
     return [f"r{i + 1}" for i in range(width) if mask >> i & 1]
 
@@ -477,8 +481,10 @@ def prove_quorum_intersection(max_members: int | None = None, *,
       size at once;
     * explicit: for every configuration of 1..``max_members`` replicas (default 9, the
       largest group ``SimConfig`` builds), each replica ``storage``, ``log`` or
-      ``none``, and every pair of groups, as bit-vectors (one query per size covers
-      all ``3**n`` configurations and ``4**n`` pairs of groups).
+      ``none``, and every pair of groups of members, as bit-vectors (one query per
+      size covers all ``3**n`` configurations and ``4**n`` pairs of groups).
+
+    A configuration has at least one member (with none there is nothing to agree on).
 
     With two rules this states what a future rule needs, e.g. write quorums
     (``storage_write_quorum``) against recovery quorums (``majority_quorum``).
@@ -502,6 +508,7 @@ def prove_quorum_intersection(max_members: int | None = None, *,
                       reg["log", "A"] + reg["log", "AB"])
     qb = QuorumCounts(tot["storage"], tot["log"], reg["storage", "B"] + reg["storage", "AB"],
                       reg["log", "B"] + reg["log", "AB"])
+    s.add(tot["storage"] + tot["log"] >= 1)  # a configuration has at least one member
     s.add(quorum_rule(qa), other(qb), z3.Sum([reg[k, "AB"] for k in need_kinds]) == 0)
     symbolic_cex: dict[str, Any] | None = None
     if _is_sat(s):
@@ -509,26 +516,43 @@ def prove_quorum_intersection(max_members: int | None = None, *,
         symbolic_cex = {f"{k}.{r}": int(m.eval(x, model_completion=True).as_long())
                         for (k, r), x in reg.items()}
 
-    # explicit: bit-vectors, one query per group size
+    # explicit: bit-vectors, one query per group size.  Counts are bit-vectors too (wide
+    # enough that the rules' arithmetic cannot overflow), so the query stays in
+    # bit-vector logic.
     explicit_cex: dict[str, Any] | None = None
     for n in range(1, size + 1):
+        cw = n.bit_length() + 4
         bs, bl, ba, bb = (z3.BitVec(f"{x}{n}", n) for x in ("storage", "log", "A", "B"))
         members = bs | bl
+
+        def pop(x: Z3Expr, n: int = n, cw: int = cw) -> Z3Expr:
+            return z3.Sum([z3.ZeroExt(cw - 1, z3.Extract(i, i, x)) for i in range(n)])
+
         s = z3.Solver()
         s.add(bs & bl == 0, ba & ~members == 0, bb & ~members == 0)
-        ps, pl = _popcount(bs, n), _popcount(bl, n)
-        s.add(quorum_rule(QuorumCounts(ps, pl, _popcount(ba & bs, n), _popcount(ba & bl, n))))
-        s.add(other(QuorumCounts(ps, pl, _popcount(bb & bs, n), _popcount(bb & bl, n))))
+        ps, pl = pop(bs), pop(bl)
+        s.add(quorum_rule(QuorumCounts(ps, pl, pop(ba & bs), pop(ba & bl))))
+        s.add(other(QuorumCounts(ps, pl, pop(bb & bs), pop(bb & bl))))
+        s.add(members != 0)  # a configuration has at least one member
         s.add(ba & bb & (members if need == "member" else bs) == 0)
+        if explicit_cex is None and not _is_sat(s):
+            continue
+        model = s.model() if explicit_cex is None else None
+        # A counterexample exists.  Prefer one whose two quorums are non-empty (it reads
+        # better), looking at larger sizes for one if need be.
+        s.add(ba != 0, bb != 0)
         if _is_sat(s):
-            m = s.model()
-            val = {x: int(m.eval(x, model_completion=True).as_long()) for x in (bs, bl, ba, bb)}
+            model = s.model()
+        if model is not None:
+            val = {x: int(model.eval(x, model_completion=True).as_long())
+                   for x in (bs, bl, ba, bb)}
             explicit_cex = {
                 "kinds": {f"r{i + 1}": ("storage" if val[bs] >> i & 1 else
                                         "log" if val[bl] >> i & 1 else "none")
                           for i in range(n)},
                 "A": _names(val[ba], n), "B": _names(val[bb], n)}
-            break
+            if val[ba] and val[bb]:
+                break
     seconds = time.perf_counter() - t0
     what = "a member" if need == "member" else "a storage replica"
     rules = (quorum_rule.__name__ if other_quorum_rule is None
@@ -645,7 +669,8 @@ class TraceLease:
 
     def describe(self) -> str:
         b = "?" if self.ballot is None else self.ballot
-        end = "" if self.ended_seq is None else f", led until {self.ended_by} at seq {self.ended_seq}"
+        end = ("" if self.ended_seq is None
+               else f", led until {self.ended_by} at seq {self.ended_seq}")
         return (f"{self.replica} ballot {b} lease requested at local {self.start} (seq {self.seq}),"
                 f" held on its clock over [{self.held_from}, {self.until}),"
                 f" granted by {','.join(self.grantors)}{end}")
@@ -724,13 +749,20 @@ class _Lease:
     renew: _Ev
     grants: list[_Ev]
     grantors: set[str]
-    election: _Ev | None
-    end: _Ev | None = None  # the step that ended the leadership
+    election: _Election | None
+    end: _Ev | None = None     # the step that ended the leadership
+    after: _Ev | None = None   # the leader's first event at or past the lease's end
+    before: _Ev | None = None  # its last event before held_from (if after start)
 
 
 # Actions that end a leadership whatever their ballot (a leader takes none of them
 # while leading: it has stepped down, crashed or restarted).
 _ENDS_LEADERSHIP = {"Crash", "Phase1a", "Phase1b", "BecomeLeader", "Restart", "Quarantine"}
+
+
+# Steps a leader takes only while it holds its lease (CanServe) or once its wait is
+# over (Commit): evidence of what it believed.
+_SERVES = {"ClientWrite", "Commit", "StrongRead"}
 
 
 def _msg(e: _Ev) -> dict[str, Any]:
@@ -753,6 +785,352 @@ def _ids_in(e: Mapping[str, Any]) -> set[str]:
     return out
 
 
+@dataclass(slots=True)
+class _Trace:
+    by_node: dict[str, list[_Ev]]
+    clocks: dict[str, list[int]]
+    replica_of: dict[str, str]
+    members: frozenset[str]
+    has_real: bool
+
+    def is_quorum(self, group: set[str]) -> bool:
+        return 2 * len(group & self.members) > len(self.members)
+
+    def first_at_or_after(self, node: str, after: int, clock: int) -> _Ev | None:
+        """The node's first event after position ``after`` whose clock is >= ``clock``."""
+        i = bisect.bisect_left(self.clocks[node], clock, lo=after + 1)
+        evs = self.by_node[node]
+        return evs[i] if i < len(evs) else None
+
+    def last_before(self, node: str, clock: int) -> _Ev | None:
+        """The node's last event whose clock is < ``clock``."""
+        i = bisect.bisect_left(self.clocks[node], clock)
+        return self.by_node[node][i - 1] if i > 0 else None
+
+
+def _index_trace(events: Iterable[Mapping[str, Any]], d: int,
+                 members: Iterable[str] | None) -> _Trace:
+    raw: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
+    names: set[str] = set()
+    replica_of: dict[str, str] = {}
+    for line in events:
+        raw[line["node"]].append(line)
+        replica_of.setdefault(line["node"], line["replica"])
+        if members is None:
+            names |= _ids_in(line)
+    by_node: dict[str, list[_Ev]] = {}
+    has_real = True
+    for node, lines in raw.items():
+        out: list[_Ev] = []
+        for i, line in enumerate(sorted(lines, key=lambda x: int(x["seq"]))):
+            ev = _Ev(node, i, int(line["seq"]), int(line["clock"]), line.get("real"),
+                     str(line["action"]), dict(line.get("args") or {}))
+            if out and ev.seq == out[-1].seq:
+                raise ValueError(f"node {node} has seq {ev.seq} twice")
+            if out and ev.clock < out[-1].clock:
+                raise ValueError(f"node {node} seq {ev.seq}: clock goes back from"
+                                 f" {out[-1].clock} to {ev.clock}")
+            if ev.real is None:
+                has_real = False
+            elif abs(ev.clock - ev.real) > d:
+                raise ValueError(f"node {node} seq {ev.seq}: clock {ev.clock} is more than"
+                                 f" {d} us from real {ev.real}")
+            out.append(ev)
+        by_node[node] = out
+    return _Trace(by_node, {n: [e.clock for e in evs] for n, evs in by_node.items()},
+                  replica_of, frozenset(names if members is None else members), has_real)
+
+
+@dataclass(slots=True)
+class _Election:
+    event: _Ev            # BecomeLeader
+    promises: list[_Ev]   # the Phase1b steps of the members of Q (other than the leader)
+
+
+@dataclass(slots=True)
+class _Found:
+    leases: list[_Lease]
+    elections: list[_Election]
+    phase1a: dict[tuple[str, int], _Ev]  # (from, bal) -> Phase1a
+    requests: int
+
+
+def _find_leases(tr: _Trace, dur: int, margin: int | None) -> _Found:
+    # pass 1: grants by request, Phase1a by ballot, promises with "had granted before"
+    grants: dict[tuple[str, int, int], list[_Ev]] = defaultdict(list)  # (from, start, bal)
+    phase1a: dict[tuple[str, int], _Ev] = {}
+    promises: dict[tuple[str, int, str], tuple[_Ev, bool]] = {}        # (a, bal, to)
+    for node, evs in tr.by_node.items():
+        granted = False
+        for e in evs:
+            m = _msg(e)
+            if e.action == "LeaseGrant":
+                grants[m.get("from", ""), m.get("start", -1), m.get("bal", -1)].append(e)
+            elif e.action == "Phase1a":
+                phase1a[tr.replica_of[node], int(e.args.get("b", -1))] = e
+            elif e.action == "Phase1b":
+                promises[tr.replica_of[node], m.get("bal", -1), m.get("from", "")] = (e, granted)
+            granted = granted or _grants(e)
+    # pass 2: leaderships and their leases
+    found = _Found([], [], phase1a, 0)
+    for node, evs in tr.by_node.items():
+        r = tr.replica_of[node]
+        granted = False
+        ballot: int | None = None
+        election: _Election | None = None
+        wait_end: int | None = None
+        current: list[_Lease] = []
+        for e in evs:
+            m = _msg(e)
+            ends = e.action in _ENDS_LEADERSHIP or (
+                e.action in ("LeaseGrant", "Phase2b") and ballot is not None
+                and int(m.get("bal", 0)) > ballot)
+            if ends and ballot is not None:
+                for lease in current:
+                    lease.end = e
+                current, ballot, election, wait_end = [], None, None, None
+            if e.action == "BecomeLeader":
+                ballot = int(e.args["b"])
+                used = [promises[a, ballot, r] for a in map(str, e.args.get("Q", []))
+                        if (a, ballot, r) in promises]
+                election = _Election(e, [p for p, _ in used])
+                found.elections.append(election)
+                # LeaseWaitNeeded.  A promise missing from the trace counts as "no grant",
+                # which can only lengthen the leases checked.
+                if margin is not None and (granted or any(g for _, g in used)):
+                    wait_end = e.clock + dur + margin
+            elif e.action == "LeaseRenew":
+                found.requests += 1
+                start = int(e.args.get("start", e.clock))
+                if ballot is None:  # a request outside a known leadership: any ballot
+                    cands = [g for (frm, st, _), gs in grants.items()
+                             if frm == r and st == start for g in gs]
+                else:
+                    cands = grants.get((r, start, ballot), [])
+                who = {r} | {tr.replica_of[g.node] for g in cands}
+                held_from = start if wait_end is None else max(start, wait_end)
+                if tr.is_quorum(who):
+                    lease = _Lease(r, node, ballot, start, held_from, e, list(cands), who,
+                                   election)
+                    found.leases.append(lease)
+                    current.append(lease)
+            elif e.action in _SERVES and wait_end is not None and e.clock < wait_end:
+                # It served before its wait was over: it did not keep the wait, so its
+                # leases count from here on.
+                wait_end = e.clock
+                for lease in current:
+                    lease.held_from = max(lease.start, wait_end)
+            granted = granted or _grants(e)
+    found.leases = [x for x in found.leases if x.held_from < x.start + dur]
+    return found
+
+
+def _grants(e: _Ev) -> bool:
+    """Whether the step leaves the replica with ``granted > 0`` (durable)."""
+    return e.action == "LeaseGrant" or (
+        e.action == "Restart" and int(e.args.get("granted", 0)) > 0)
+
+
+_Key: TypeAlias = tuple[str, int]  # (node, position in the node's events)
+
+
+class _LeaseSolver:
+    """The real times of the events that matter, constrained by the drift bound
+    (``clock - d <= t <= clock + d``), per-node order and causality (``t_u <= t_v``).
+
+    An order constraint between events whose clocks are at least ``2 * d`` apart
+    follows from the bounds, so it is dropped; what remains falls apart into small
+    independent components (events close in time).  Independent components do not
+    constrain each other, so each question about a pair of leases goes to a Z3 solver
+    holding only the components it touches: exact, and small however long the trace.
+    """
+
+    def __init__(self, tr: _Trace, found: _Found, dur: int, d: int) -> None:
+        self.tr, self.dur, self.d = tr, dur, d
+        ev: dict[_Key, _Ev] = {}
+
+        def use(e: _Ev) -> _Ev:
+            ev[e.node, e.pos] = e
+            return e
+
+        causal: list[tuple[_Ev, _Ev]] = []  # (earlier, later)
+        for lease in found.leases:
+            use(lease.renew)
+            causal += [(lease.renew, use(g)) for g in lease.grants]
+            lease.after = tr.first_at_or_after(lease.node, lease.renew.pos, lease.start + dur)
+            if lease.held_from > lease.start:
+                lease.before = tr.last_before(lease.node, lease.held_from)
+            for b in (lease.end, lease.after, lease.before):
+                if b is not None:
+                    use(b)
+        for el in found.elections:
+            use(el.event)
+            for p in el.promises:
+                causal.append((use(p), el.event))
+                pm = _msg(p)
+                a1 = found.phase1a.get((pm.get("from", ""), pm.get("bal", -1)))
+                if a1 is not None:
+                    causal.append((use(a1), p))
+        per_node: dict[str, list[_Ev]] = defaultdict(list)
+        for e in ev.values():
+            per_node[e.node].append(e)
+        edges = list(causal)
+        for evs in per_node.values():
+            evs.sort(key=lambda e: e.pos)
+            edges += itertools.pairwise(evs)
+        self.per_node = dict(per_node)
+        self.per_node_clocks = {n: [e.clock for e in evs] for n, evs in per_node.items()}
+        # keep the edges the bounds do not imply; group events into components
+        self.all_edges = edges
+        self.edges = [(u, v) for u, v in edges if v.clock - u.clock < 2 * d]
+        parent: dict[_Key, _Key] = {k: k for k in ev}
+
+        def find(k: _Key) -> _Key:
+            while parent[k] != k:
+                parent[k] = parent[parent[k]]
+                k = parent[k]
+            return k
+
+        for u, v in self.edges:
+            ru, rv = find((u.node, u.pos)), find((v.node, v.pos))
+            if ru != rv:
+                parent[ru] = rv
+        self.comp = {k: find(k) for k in ev}
+        self.members: dict[_Key, list[_Ev]] = defaultdict(list)
+        for k, e in ev.items():
+            self.members[self.comp[k]].append(e)
+        self.comp_edges: dict[_Key, list[tuple[_Ev, _Ev]]] = defaultdict(list)
+        for u, v in self.edges:
+            self.comp_edges[self.comp[u.node, u.pos]].append((u, v))
+
+    def inconsistency(self) -> str | None:
+        """Why no real times satisfy every bound and order constraint, or None.
+
+        With recorded real times: whether they satisfy the order constraints (the
+        bounds were checked on reading).  Otherwise, as difference constraints: raise
+        lower bounds along the edges to a fixpoint (no edge has a positive weight, so
+        this terminates); they are satisfiable iff no lower bound then exceeds its
+        upper bound, and the raised bounds are then a solution.
+        """
+        if self.tr.has_real:
+            for u, v in self.all_edges:
+                assert u.real is not None and v.real is not None
+                if u.real > v.real:
+                    return (f"recorded real times contradict the order of {u.key}"
+                            f" (real {u.real}) and {v.key} (real {v.real})")
+            return None
+        d = self.d
+        low = {k: e.clock - d for k, e in self._events()}
+        out: dict[_Key, list[_Key]] = defaultdict(list)
+        for u, v in self.edges:
+            out[u.node, u.pos].append((v.node, v.pos))
+        work = list(low)
+        while work:
+            k = work.pop()
+            for w in out.get(k, ()):
+                if low[w] < low[k]:
+                    low[w] = low[k]
+                    work.append(w)
+        for k, e in self._events():
+            if low[k] > e.clock + d:
+                return (f"no real time within {d} us of its clock {e.clock} for {e.key} is"
+                        f" after every event it must follow")
+        return None
+
+    def _events(self) -> Iterable[tuple[_Key, _Ev]]:
+        for evs in self.members.values():
+            for e in evs:
+                yield (e.node, e.pos), e
+
+    def holds(self, lease: _Lease, t_x: Z3Expr, c: Z3Expr,
+              t: Callable[[_Ev], Z3Expr]) -> tuple[list[Z3Expr], list[_Ev]]:
+        """The lease's leader believes it holds the lease at real ``t_x``, its clock ``c``
+        (constraints, and the events they mention).
+
+        Exact: such a clock value exists iff ``t_x`` is after the request, before the
+        leader's first event at or past the lease's end and before its leadership
+        ended, after its last event before ``held_from``, and within the drift window.
+        """
+        d, until = self.d, lease.start + self.dur
+        used = [lease.renew]
+        cs = [c >= lease.held_from, c < until, c >= t_x - d, c <= t_x + d, t_x >= t(lease.renew)]
+        if lease.after is not None:
+            cs.append(t_x < t(lease.after))
+            used.append(lease.after)
+        if lease.before is not None:
+            cs.append(t_x > t(lease.before))
+            used.append(lease.before)
+        if lease.end is not None:
+            cs.append(t_x < t(lease.end))
+            used.append(lease.end)
+        # Keep c consistent with the modelled events nearby, so the witness is a clock
+        # reading (events further than 2 * max_drift on the clock are ordered anyway).
+        evs, cks = self.per_node[lease.node], self.per_node_clocks[lease.node]
+        lo = bisect.bisect_left(cks, lease.held_from - 2 * d)
+        hi = bisect.bisect_right(cks, until + 2 * d)
+        for e in evs[lo:hi]:
+            cs += [z3.Implies(t(e) <= t_x, e.clock <= c), z3.Implies(t(e) >= t_x, e.clock >= c)]
+            used.append(e)
+        return cs, used
+
+    def overlap(self, a: _Lease, b: _Lease, *, pin: bool) -> LeaseOverlap | None:
+        tvar: dict[_Key, Z3Expr] = {}
+
+        def t(e: _Ev) -> Z3Expr:
+            v = tvar.get((e.node, e.pos))
+            if v is None:
+                v = tvar[e.node, e.pos] = z3.Real(f"t_{e.node}_{e.seq}")
+            return v
+
+        t_x, c1, c2 = z3.Reals("t_overlap c_first c_second")
+        cs1, used1 = self.holds(a, t_x, c1, t)
+        cs2, used2 = self.holds(b, t_x, c2, t)
+        keys: list[_Ev] = []
+        for lease in (a, b):
+            keys += [lease.renew, *lease.grants]
+            if lease.election is not None:
+                keys += [lease.election.event, *lease.election.promises]
+        s = z3.Solver()
+        s.add(*cs1, *cs2)
+        d = self.d
+        for root in {self.comp[e.node, e.pos] for e in (*used1, *used2, *keys)}:
+            for e in self.members[root]:
+                s.add(t(e) >= e.clock - d, t(e) <= e.clock + d)
+                if pin:
+                    s.add(t(e) == e.real)
+            for u, v in self.comp_edges.get(root, ()):
+                s.add(t(u) <= t(v))
+        if not _is_sat(s):
+            return None
+        m = s.model()
+        return LeaseOverlap(_public(a, self.dur), _public(b, self.dur), _fraction(m, t_x),
+                            _fraction(m, c1), _fraction(m, c2),
+                            {e.key: _fraction(m, t(e)) for e in keys})
+
+
+def _candidate_pairs(leases: list[_Lease], dur: int, d: int) -> list[tuple[int, int]]:
+    """Pairs of leases of different leaders whose real-time windows meet: a lease held
+    over ``[held_from, min(until, end clock))`` on its clock lies within ``max_drift`` of
+    that in real time.  A sweep over windows sorted by start."""
+    def window(i: int) -> tuple[int, int]:
+        lease = leases[i]
+        hi = lease.start + dur
+        if lease.end is not None:
+            hi = min(hi, lease.end.clock)
+        return lease.held_from - d, hi + d
+
+    wins = [window(i) for i in range(len(leases))]
+    pairs: list[tuple[int, int]] = []
+    active: list[int] = []
+    for i in sorted(range(len(leases)), key=lambda i: wins[i][0]):
+        lo = wins[i][0]
+        active = [j for j in active if wins[j][1] >= lo]
+        pairs += [(j, i) for j in active if leases[j].replica != leases[i].replica]
+        if wins[i][1] >= lo:
+            active.append(i)
+    return pairs
+
+
 def check_trace_leases(events: Iterable[Mapping[str, Any]], lease_dur_us: int,
                        max_drift_us: int, *, lease_margin_us: int | None = None,
                        members: Iterable[str] | None = None) -> TraceLeaseResult:
@@ -770,8 +1148,11 @@ def check_trace_leases(events: Iterable[Mapping[str, Any]], lease_dur_us: int,
     check also models the new-leader wait: a lease counts only once r's clock is
     ``lease_dur_us + lease_margin_us`` past its ``BecomeLeader``, when some voter
     (r, or a member of ``Q`` in its promise) had granted a lease before
-    (``LeaseWaitNeeded``); it then trusts that r kept the wait.  Without it every
-    granted lease counts from its start, which is stricter.
+    (``LeaseWaitNeeded``); it trusts that r kept the wait unless the trace shows r
+    serving (``ClientWrite``, ``Commit``, ``StrongRead``) earlier, in which case its
+    leases count from then.  Without ``lease_margin_us`` every granted lease counts
+    from its start, which is stricter: the reference asks for its first lease
+    ``lease_margin_us`` after its election, before the wait is over.
 
     Real times: each event's real time ``t`` satisfies ``|clock - t| <= max_drift_us``;
     per node, real time does not decrease along ``seq`` and the clock is a
@@ -781,269 +1162,54 @@ def check_trace_leases(events: Iterable[Mapping[str, Any]], lease_dur_us: int,
     intervals come within ``2 * max_drift_us`` of each other, whether some such
     assignment and some instant have both held.  Events that constrain no lease are
     left out of the model; that is exact, because between two events of a node any
-    event can be placed within its drift window.
+    event can be placed within its drift window.  Each question goes to a small
+    solver holding only the events near the two leases (see ``_LeaseSolver``), so
+    the cost grows with the number of leader changes, not with the trace's length.
 
     Raises ``ValueError`` if a node's clock decreases along ``seq``, if a recorded
-    ``real`` is more than ``max_drift_us`` from its ``clock``, or if the trace's
-    constraints have no solution at all (the trace contradicts the drift bound).
+    ``real`` is more than ``max_drift_us`` from its ``clock``, or if the constraints
+    have no solution at all (the trace contradicts the drift bound, or its recorded
+    real times contradict per-node order or causality).
     """
     t0 = time.perf_counter()
     if lease_dur_us <= 0 or max_drift_us < 0:
         raise ValueError("lease_dur_us must be > 0 and max_drift_us >= 0")
-    d = max_drift_us
-
-    # --- per-node event lists --------------------------------------------------------
-    raw: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
-    names: set[str] = set()
-    replica_of: dict[str, str] = {}
-    for e in events:
-        raw[e["node"]].append(e)
-        replica_of.setdefault(e["node"], e["replica"])
-        if members is None:
-            names |= _ids_in(e)
-    member_set = frozenset(members) if members is not None else frozenset(names)
-    node_of = {r: n for n, r in replica_of.items()}
-    by_node: dict[str, list[_Ev]] = {}
-    has_real = True
-    for node, evs in raw.items():
-        evs = sorted(evs, key=lambda e: int(e["seq"]))
-        out: list[_Ev] = []
-        for i, e in enumerate(evs):
-            ev = _Ev(node, i, int(e["seq"]), int(e["clock"]), e.get("real"), str(e["action"]),
-                     dict(e.get("args") or {}))
-            if out and ev.seq == out[-1].seq:
-                raise ValueError(f"node {node} has seq {ev.seq} twice")
-            if out and ev.clock < out[-1].clock:
-                raise ValueError(f"node {node} seq {ev.seq}: clock goes back from"
-                                 f" {out[-1].clock} to {ev.clock}")
-            if ev.real is None:
-                has_real = False
-            elif abs(ev.clock - ev.real) > d:
-                raise ValueError(f"node {node} seq {ev.seq}: clock {ev.clock} is more than"
-                                 f" {d} from real {ev.real}")
-            out.append(ev)
-        by_node[node] = out
-    clocks = {n: [e.clock for e in evs] for n, evs in by_node.items()}
-
-    def is_quorum(group: set[str]) -> bool:
-        return 2 * len(group & member_set) > len(member_set)
-
-    # --- pass 1: grants, promises, elections -------------------------------------------
-    grants: dict[tuple[str, int, int], list[_Ev]] = defaultdict(list)  # (from, start, bal)
-    phase1a: dict[tuple[str, int], _Ev] = {}                           # (from, bal)
-    promises: dict[tuple[str, int, str], tuple[_Ev, bool]] = {}        # (a, bal, to)
-    for node, evs in by_node.items():
-        granted = False
-        for e in evs:
-            m = _msg(e)
-            if e.action == "LeaseGrant":
-                grants[m.get("from", ""), m.get("start", -1), m.get("bal", -1)].append(e)
-                granted = True
-            elif e.action == "Restart" and int(e.args.get("granted", 0)) > 0:
-                granted = True
-            elif e.action == "Phase1a":
-                phase1a[replica_of[node], int(e.args.get("b", -1))] = e
-            elif e.action == "Phase1b":
-                promises[replica_of[node], m.get("bal", -1), m.get("from", "")] = (e, granted)
-
-    # --- pass 2: leaderships and their leases ------------------------------------------
-    leases: list[_Lease] = []
-    requests = 0
-    elections: list[tuple[_Ev, list[_Ev]]] = []  # BecomeLeader and the promises it used
-    for node, evs in by_node.items():
-        r = replica_of[node]
-        granted = False
-        ballot: int | None = None
-        election: _Ev | None = None
-        wait_end: int | None = None
-        current: list[_Lease] = []
-        for e in evs:
-            m = _msg(e)
-            ends = e.action in _ENDS_LEADERSHIP or (
-                e.action in ("LeaseGrant", "Phase2b") and ballot is not None
-                and int(m.get("bal", 0)) > ballot)
-            if ends and ballot is not None:
-                for lease in current:
-                    lease.end = e
-                current, ballot, election, wait_end = [], None, None, None
-            if e.action == "LeaseGrant":
-                granted = True
-            elif e.action == "Restart" and int(e.args.get("granted", 0)) > 0:
-                granted = True
-            elif e.action == "BecomeLeader":
-                ballot, election = int(e.args["b"]), e
-                quorum = [str(a) for a in e.args.get("Q", [])]
-                used = [promises[a, ballot, r] for a in quorum if (a, ballot, r) in promises]
-                elections.append((e, [p for p, _ in used]))
-                # LeaseWaitNeeded; a promise missing from the trace counts as "no grant",
-                # which only lengthens the leases checked.
-                wait = granted or any(g for _, g in used)
-                wait_end = (e.clock + lease_dur_us + lease_margin_us
-                            if wait and lease_margin_us is not None else None)
-            elif e.action == "LeaseRenew":
-                requests += 1
-                start = int(e.args.get("start", e.clock))
-                cands = [g for (frm, st, bal), gs in grants.items()
-                         if frm == r and st == start and (ballot is None or bal == ballot)
-                         for g in gs] if ballot is None else grants.get((r, start, ballot), [])
-                who = {r} | {replica_of[g.node] for g in cands}
-                if not is_quorum(who):
-                    continue
-                held_from = start if wait_end is None else max(start, wait_end)
-                lease = _Lease(r, node, ballot, start, held_from, e, list(cands), who, election)
-                if held_from < start + lease_dur_us:
-                    leases.append(lease)
-                    current.append(lease)
-    del node_of
-
-    # --- the model: real times of the events that matter -------------------------------
-    tvar: dict[tuple[str, int], Z3Expr] = {}
-
-    def t(e: _Ev) -> Z3Expr:
-        k = (e.node, e.pos)
-        if k not in tvar:
-            tvar[k] = z3.Real(f"t_{e.node}_{e.seq}")
-        return tvar[k]
-
-    def first_at_or_after(node: str, after: int, clock: int) -> _Ev | None:
-        """The node's first event after position ``after`` whose clock is >= ``clock``."""
-        i = bisect.bisect_left(clocks[node], clock, lo=after + 1)
-        return by_node[node][i] if i < len(by_node[node]) else None
-
-    def last_before(node: str, clock: int) -> _Ev | None:
-        """The node's last event whose clock is < ``clock``."""
-        i = bisect.bisect_left(clocks[node], clock)
-        return by_node[node][i - 1] if i > 0 else None
-
-    causal: list[tuple[_Ev, _Ev]] = []  # (earlier, later)
-    bounds: dict[int, tuple[_Ev | None, _Ev | None]] = {}  # lease id -> (last before, first after)
-    for i, lease in enumerate(leases):
-        t(lease.renew)
-        for g in lease.grants:
-            causal.append((lease.renew, g))
-        if lease.end is not None:
-            t(lease.end)
-        after = first_at_or_after(lease.node, lease.renew.pos, lease.start + lease_dur_us)
-        before = last_before(lease.node, lease.held_from) if lease.held_from > lease.start else None
-        for b in (after, before):
-            if b is not None:
-                t(b)
-        bounds[i] = (before, after)
-    for e, used in elections:
-        t(e)
-        for p in used:
-            causal.append((p, e))
-            pm = _msg(p)
-            a1 = phase1a.get((pm.get("from", ""), pm.get("bal", -1)))
-            if a1 is not None:
-                causal.append((a1, p))
-    for a, b in causal:
-        t(a)
-        t(b)
-    solver = z3.Solver()
-    per_node: dict[str, list[_Ev]] = defaultdict(list)
-    for node, pos in tvar:
-        per_node[node].append(by_node[node][pos])
-    for node, evs in per_node.items():
-        evs.sort(key=lambda e: e.pos)
-        for e in evs:
-            solver.add(t(e) >= e.clock - d, t(e) <= e.clock + d)
-        for x, y in zip(evs, evs[1:], strict=False):
-            solver.add(t(x) <= t(y))
-    for a, b in causal:
-        solver.add(t(a) <= t(b))
-    if not _is_sat(solver):
-        raise ValueError(f"the trace contradicts a drift bound of {d} us: no real times satisfy"
-                         f" per-node order and causality")
-
-    # --- candidate pairs: local windows within 2 * max_drift ------------------------------
-    def window(i: int) -> tuple[int, int]:
-        lease = leases[i]
-        hi = lease.start + lease_dur_us
-        if lease.end is not None:
-            hi = min(hi, lease.end.clock)
-        return lease.held_from - d, hi + d
-
-    order = sorted(range(len(leases)), key=lambda i: window(i)[0])
-    candidates: list[tuple[int, int]] = []
-    active: list[int] = []
-    for i in order:
-        lo_i, hi_i = window(i)
-        active = [j for j in active if window(j)[1] >= lo_i]
-        candidates += [(j, i) for j in active if leases[j].replica != leases[i].replica]
-        if hi_i >= lo_i:
-            active.append(i)
-
-    def holds(lease_id: int, t_x: Z3Expr, c: Z3Expr) -> list[Z3Expr]:
-        """Constraints: the lease's leader believes it holds it at real t_x, clock c."""
-        lease = leases[lease_id]
-        before, after = bounds[lease_id]
-        cs = [c >= lease.held_from, c < lease.start + lease_dur_us,
-              c >= t_x - d, c <= t_x + d, t_x >= t(lease.renew)]
-        if after is not None:
-            cs.append(t_x < t(after))   # its clock has reached the lease's end by then
-        if before is not None:
-            cs.append(t_x > t(before))  # its clock had not reached held_from by then
-        if lease.end is not None:
-            cs.append(t_x < t(lease.end))
-        # the clock is non-decreasing through the modelled events of the node
-        for e in per_node[lease.node]:
-            if lease.held_from - 2 * d <= e.clock <= lease.start + lease_dur_us + 2 * d:
-                cs += [z3.Implies(t(e) <= t_x, e.clock <= c), z3.Implies(t(e) >= t_x, e.clock >= c)]
-        return cs
-
-    def pair(i: int, j: int, pin: bool) -> LeaseOverlap | None:
-        solver.push()
-        try:
-            t_x, c1, c2 = z3.Reals("t_overlap c_first c_second")
-            solver.add(*holds(i, t_x, c1), *holds(j, t_x, c2))
-            if pin:
-                for (node, pos), v in tvar.items():
-                    solver.add(v == by_node[node][pos].real)
-            if not _is_sat(solver):
-                return None
-            m = solver.model()
-            keys: list[_Ev] = []
-            for lid in (i, j):
-                lease = leases[lid]
-                keys += [lease.renew, *lease.grants]
-                if lease.election is not None:
-                    keys.append(lease.election)
-                    keys += next((u for e, u in elections if e is lease.election), [])
-            return LeaseOverlap(leases and _public(leases[i], lease_dur_us),
-                                _public(leases[j], lease_dur_us), _fraction(m, t_x),
-                                _fraction(m, c1), _fraction(m, c2),
-                                {e.key: _fraction(m, t(e)) for e in keys})
-        finally:
-            solver.pop()
-
+    if lease_margin_us is not None and lease_margin_us < 0:
+        raise ValueError("lease_margin_us must be >= 0")
+    tr = _index_trace(events, max_drift_us, members)
+    found = _find_leases(tr, lease_dur_us, lease_margin_us)
+    model = _LeaseSolver(tr, found, lease_dur_us, max_drift_us)
+    why = model.inconsistency()
+    if why is not None:
+        raise ValueError(f"the trace contradicts a drift bound of {max_drift_us} us, per-node"
+                         f" order and causality: {why}")
+    leases = found.leases
+    pairs = _candidate_pairs(leases, lease_dur_us, max_drift_us)
     overlaps: list[LeaseOverlap] = []
     actual: list[LeaseOverlap] = []
-    for i, j in candidates:
-        w = pair(i, j, pin=False)
+    for i, j in pairs:
+        w = model.overlap(leases[i], leases[j], pin=False)
         if w is None:
             continue
         overlaps.append(w)
-        if has_real:
-            a = pair(i, j, pin=True)
+        if tr.has_real:
+            a = model.overlap(leases[i], leases[j], pin=True)
             if a is not None:
                 actual.append(a)
-    public = tuple(_public(lease, lease_dur_us) for lease in leases)
-    seconds = time.perf_counter() - t0
     if overlaps:
         text = (f"{len(overlaps)} pair(s) of leases of different leaders could overlap in real"
                 f" time; e.g. {overlaps[0].describe()}")
-        if has_real:
-            text += ("; with the recorded real times: "
-                     + ("still possible" if actual else "ruled out"))
+        if tr.has_real:
+            text += "; with the recorded real times: " + ("still possible" if actual
+                                                          else "ruled out")
     else:
         text = (f"no two of {len(leases)} leases of different leaders can overlap in real time"
-                f" ({len(candidates)} pair(s) within 2 * max_drift checked with Z3)")
+                f" ({len(pairs)} pair(s) within 2 * max_drift checked with Z3)")
     return TraceLeaseResult(
-        ok=not overlaps, explanation=text, leases=public, requests=requests,
-        pairs_checked=len(candidates), overlaps=tuple(overlaps),
-        actual_overlap=(bool(actual) if has_real else None), actual_overlaps=tuple(actual),
-        seconds=seconds)
+        ok=not overlaps, explanation=text, leases=tuple(_public(x, lease_dur_us) for x in leases),
+        requests=found.requests, pairs_checked=len(pairs), overlaps=tuple(overlaps),
+        actual_overlap=bool(actual) if tr.has_real else None, actual_overlaps=tuple(actual),
+        seconds=time.perf_counter() - t0)
 
 
 def _public(lease: _Lease, dur: int) -> TraceLease:
@@ -1052,7 +1218,3 @@ def _public(lease: _Lease, dur: int) -> TraceLease:
         until=lease.start + dur, held_from=lease.held_from, grantors=tuple(sorted(lease.grantors)),
         seq=lease.renew.seq, ended_seq=None if lease.end is None else lease.end.seq,
         ended_by=None if lease.end is None else lease.end.action)
-
-
-def _unused(_: Sequence[Any]) -> None:  # pragma: no cover - keeps Sequence imported for typing
-    return None

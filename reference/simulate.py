@@ -40,8 +40,12 @@ class SimulationResult:
 
 def run_simulation(cfg: SimConfig, out_dir: Path | None,
                    availability_interval_us: int | None = None,
-                   progress: Callable[[int, int], None] | None = None) -> SimulationResult:
-    """Run ``cfg``; with ``out_dir``, write the files listed in the module docstring."""
+                   progress: Callable[[int, int], None] | None = None,
+                   script: Callable[[World], None] | None = None) -> SimulationResult:
+    """Run ``cfg``; with ``out_dir``, write the files listed in the module docstring.
+
+    ``script(world)`` may schedule extra faults before the run starts (tests do).
+    """
     with ExitStack() as stack:
         sinks: dict[str, IO[bytes]] | None = None
         if out_dir is not None:
@@ -53,6 +57,8 @@ def run_simulation(cfg: SimConfig, out_dir: Path | None,
                     (out_dir / f"trace-{name}.jsonl").open("wb", buffering=1 << 20))
         started = time.perf_counter()
         world = World(cfg, sinks)
+        if script is not None:
+            script(world)
         world.run(progress)
         wall = time.perf_counter() - started
     report = world.audit()

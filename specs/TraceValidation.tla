@@ -101,8 +101,18 @@ TraceInit ==
     /\ Init
     /\ cursor = 1
 
+\* A compact view of the state each item is tried in.  It is printed (PrintT) so
+\* that the runner can report where matching stopped without waiting for TLC to
+\* print the whole behavior, every message of every state, as its trace.
+Summary == [cursor |-> cursor, role |-> role, ballot |-> ballot, granted |-> granted,
+            waitLeft |-> waitLeft, readBarrier |-> readBarrier,
+            proposals |-> [r \in Replicas |-> Len(proposals[r])],
+            applied |-> [r \in Replicas |-> Len(applied[r])],
+            logTop |-> [r \in Replicas |-> LogTop(r)]]
+
 TraceNext ==
     /\ cursor <= Len(TraceItems)
+    /\ PrintT(<<"tv-try", Summary>>)
     /\ Step(TraceItems[cursor])
     /\ cursor' = cursor + 1
 

@@ -1,0 +1,123 @@
+"""TLC trace validation of real simulated traces (specs/TraceValidation.tla)."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import orjson
+import pytest
+
+from conformance import mutants
+from conformance.trace_validation import (
+    TimingConfig,
+    TraceInputError,
+    build_items,
+    load_trace_dir,
+    validate_events,
+    validate_trace_dir,
+)
+from reference.cluster import SimConfig, World
+from reference.simulate import run_simulation
+from reference.workload import WorkloadConfig
+
+SECOND = 1_000_000
+
+
+def crash_leader_early(world: World) -> None:
+    """The leader crashes at 1 s and restarts at 1.6 s: a failover early in the trace."""
+    def crash() -> None:
+        leader = world.leader()
+        if leader is not None:
+            world.crash(leader)
+            world.sim.schedule(600_000, world.restart, leader)
+
+    world.sim.schedule_at(SECOND, crash)
+
+
+def simulate(out: Path, *, seed: int = 7, bug: str | None = None,
+             duration_s: float = 7.0) -> Path:
+    cfg = SimConfig(seed=seed, clients=2, duration_us=int(duration_s * SECOND),
+                    settle_us=SECOND, workload=WorkloadConfig(think_us=20_000))
+    with mutants.active(bug):
+        run_simulation(cfg, out, script=crash_leader_early)
+    return out
+
+
+@pytest.fixture(scope="module")
+def crash_trace(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return simulate(tmp_path_factory.mktemp("tv") / "run")
+
+
+def test_a_simulated_trace_with_a_failover_is_a_behavior_of_the_spec(crash_trace: Path) -> None:
+    events, _ = load_trace_dir(crash_trace)
+    assert any(e.event["action"] == "Crash" for e in events[:1000])
+    assert sum(e.event["action"] == "BecomeLeader" for e in events[:1000]) >= 2
+    result = validate_trace_dir(crash_trace, max_events=1000)
+    assert result.ok, (result.message, result.state)
+    assert result.events == 1000 and "all 1000 events matched" in result.message
+
+
+def test_the_committed_sample_validates() -> None:
+    sample = Path(__file__).resolve().parents[2] / "traces" / "samples" / "crashes-seed7"
+    result = validate_trace_dir(sample, max_events=800)
+    assert result.ok, (result.message, result.state)
+
+
+def test_a_seeded_bug_is_reported_at_its_first_unmatched_event(tmp_path: Path) -> None:
+    run = simulate(tmp_path / "early-ack", bug="EarlyAck", duration_s=1.0)
+    result = validate_trace_dir(run)
+    assert not result.ok
+    assert result.unmatched is not None and result.item is not None
+    assert result.item["action"] == "Commit"
+    path, line = result.unmatched.where.rsplit(":", 1)
+    recorded = orjson.loads(Path(path).read_bytes().splitlines()[int(line) - 1])
+    assert recorded["action"] == "Commit"
+    assert result.message.startswith(result.unmatched.where)
+    assert "cursor" in result.state and "ballot" in result.state
+
+
+def test_a_configuration_without_the_drift_margin_is_rejected(crash_trace: Path) -> None:
+    events, config = load_trace_dir(crash_trace)
+    timing = TimingConfig.from_config_json(config)
+    bad = dataclasses.replace(timing, lease_margin_us=4 * timing.max_drift_us - 1)
+    result = validate_events(events[:50], bad)
+    assert not result.ok and "LeaseMargin >= 2 * MaxDrift" in result.message
+
+
+def test_time_advances_only_before_time_dependent_steps(crash_trace: Path) -> None:
+    events, config = load_trace_dir(crash_trace)
+    items = build_items(events[:400], TimingConfig.from_config_json(config))
+    kinds = [it["kind"] for it in items.items]
+    for i, it in enumerate(items.items):
+        if it["kind"] == "tick":
+            assert items.items[i + 1]["action"] in ("ClientWrite", "Commit", "StrongRead",
+                                                   "LeaseRenew", "LeaseGrant", "BecomeLeader")
+            assert it["d"] > 0
+            assert all(v >= 0 for v in it["off"].values())
+    assert kinds.count("act") == 400
+    grants = [it for it in items.items if it.get("action") == "LeaseGrant"]
+    assert grants and all(0 < g["left"] <= 1_000_000 for g in grants)
+
+
+def test_bad_input_names_the_file_and_line(tmp_path: Path, crash_trace: Path) -> None:
+    with pytest.raises(TraceInputError, match=r"config\.json"):
+        load_trace_dir(tmp_path)
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "config.json").write_bytes((crash_trace / "config.json").read_bytes())
+    lines = (crash_trace / "trace-r1.jsonl").read_bytes().splitlines()
+    (bad / "trace-r1.jsonl").write_bytes(b"\n".join([lines[0], b"{oops", lines[1]]) + b"\n")
+    with pytest.raises(TraceInputError, match=r"trace-r1.jsonl:2: not JSON"):
+        load_trace_dir(bad)
+    ev = orjson.loads(lines[0])
+    del ev["real"]
+    (bad / "trace-r1.jsonl").write_bytes(orjson.dumps(ev) + b"\n")
+    with pytest.raises(TraceInputError, match=r"trace-r1.jsonl:1: no 'real'"):
+        load_trace_dir(bad)
+    ev = orjson.loads(lines[0])
+    ev["args"] = {}
+    (bad / "trace-r1.jsonl").write_bytes(orjson.dumps(ev) + b"\n")
+    events, config = load_trace_dir(bad)
+    with pytest.raises(TraceInputError, match=r"trace-r1.jsonl:1: malformed"):
+        build_items(events, TimingConfig.from_config_json(config))
