@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv check-models check-models-ci simulate samples bench test lint typecheck pytest clean
+.PHONY: venv check-models check-models-ci simulate samples bench mutation-matrix deep test lint typecheck pytest clean
 
 venv: $(STAMP)
 
@@ -41,6 +41,15 @@ samples: $(STAMP)
 # Simulated operations per wall-clock second (a figure to read, not a test).
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_simulate.py
+
+# Which checking layer catches which seeded bug (build/mutation-matrix.json); ~10 min.
+mutation-matrix: $(STAMP)
+	$(BIN)/dynaspec mutation-matrix
+
+# The Hypothesis state machine under the deep profile for an hour (MINUTES=60).
+MINUTES ?= 60
+deep: $(STAMP)
+	$(BIN)/python -m conformance.deep_run --minutes $(MINUTES)
 
 lint: $(STAMP)
 	$(BIN)/ruff check reference conformance tests benchmarks

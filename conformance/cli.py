@@ -169,3 +169,39 @@ def replay_cmd(directory: Path, tlc: bool, tlc_max_events: int) -> None:
         for p in layer.problems:
             click.echo(f"     {p}")
     sys.exit(0 if result.ok else 1)
+
+
+@main.command("mutation-matrix")
+@click.option("--bug", "bugs", multiple=True,
+              help="Only this seeded bug (repeatable); 'none' is the correct implementation.")
+@click.option("--layer", "layers", multiple=True,
+              help="Only this layer (repeatable): hypothesis, monitor, linearizability, "
+                   "z3-leases, tlc.")
+@click.option("--seeds", type=click.IntRange(1, 50), default=3, show_default=True,
+              help="Scenario runs per bug, while some layer has not caught it.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
+              default=Path("build/mutation-matrix.json"), show_default=True)
+def mutation_matrix_cmd(bugs: tuple[str, ...], layers: tuple[str, ...], seeds: int,
+                        out: Path) -> None:
+    """Which layer catches which seeded bug, and how fast (every bug: >= 2 layers)."""
+    import orjson
+
+    from conformance.mutants import BUGS
+    from conformance.mutation_matrix import LAYERS, run_matrix, verdict
+
+    names: list[str | None] = [None, *BUGS] if not bugs else \
+        [None if b == "none" else b for b in bugs]
+    unknown = [b for b in names if b is not None and b not in BUGS]
+    bad_layers = [x for x in layers if x not in LAYERS]
+    if unknown or bad_layers:
+        raise click.UsageError(f"unknown bug(s) {unknown} or layer(s) {bad_layers}; bugs: "
+                               f"none, {', '.join(BUGS)}; layers: {', '.join(LAYERS)}")
+    rows = run_matrix(names, layers or LAYERS, seeds=seeds,
+                      log=lambda line: click.echo(line, err=True))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(orjson.dumps([r.to_json() for r in rows], option=orjson.OPT_INDENT_2))
+    problems = verdict(rows) if not layers else verdict(rows, min_layers=0)
+    for p in problems:
+        click.echo(f"error: {p}", err=True)
+    click.echo(f"wrote {out} ({len(rows)} rows)")
+    sys.exit(1 if problems else 0)

@@ -23,9 +23,11 @@ older lease, and a quarantine.
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
-from hypothesis import HealthCheck, event, settings, target
+from hypothesis import HealthCheck, settings, target
+from hypothesis import event as hypothesis_event
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
@@ -53,6 +55,15 @@ from reference.storage import (
 )
 
 KEYS = ("a", "b", "c")
+
+EVENT_COUNTS: Counter[str] = Counter()
+"""How often each rare situation was reached in this process (the deep run prints it)."""
+
+
+def event(name: str) -> None:
+    EVENT_COUNTS[name] += 1
+    hypothesis_event(name)
+
 FAULT_KINDS = ("crash", "partition", "link", "skew", "corrupt")
 MS = 1_000
 

@@ -98,6 +98,11 @@ class World:
         names = replica_names(cfg.replicas)
         members: dict[str, Kind] = {n: "storage" for n in names}
         rcfg = cfg.replica_config()
+        # Refuse to start unless Z3 proves the lease configuration safe for every drift
+        # within the bound and every message delay (conformance/z3_invariants.py).
+        from conformance.z3_invariants import require_lease_safety
+
+        require_lease_safety(rcfg)
         self.nodes: dict[str, ReplicaNode] = {}
         for i, name in enumerate(names):
             clock = LocalClock(sim, cfg.max_drift_us, sim.fork_rng(),

@@ -170,11 +170,14 @@ IsLeaseMsg(m) == m.type \in {"lease", "leaseAck"}
 Age(m, adv) ==
     IF IsLeaseMsg(m) THEN [m EXCEPT !.left = Sub0(m.left, adv[LeaseOwner(m)])] ELSE m
 
-\* One unit of real time passes.  Each clock advances by 0, 1 or 2 units,
-\* whatever keeps it within the window: adv[r] = 1 + new offset - old offset.
+\* One unit of real time passes.  Each clock advances by adv[r] = 1 + new
+\* offset - old offset >= 0 units, whatever keeps it within the window: it
+\* may jump ahead, but it never runs backwards (the offset falls by at most
+\* one unit per unit of real time).
 Tick ==
     \E off \in [Replicas -> 0..MaxDrift] :
         LET adv == [r \in Replicas |-> 1 + off[r] - offset[r]] IN
+        /\ \A r \in Replicas : adv[r] >= 0
         /\ offset' = off
         /\ waitLeft' = [r \in Replicas |-> Sub0(waitLeft[r], adv[r])]
         /\ msgs' = {m \in {Age(m, adv) : m \in msgs} : ~IsLeaseMsg(m) \/ m.left > 0}

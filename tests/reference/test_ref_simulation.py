@@ -165,3 +165,15 @@ def test_audit_catches_a_replica_serving_strong_reads_without_the_lease(
     _stale_read_scenario(buggy)
     report = buggy.audit()
     assert report.stale_reads and not report.lost_writes, report.problems()
+
+
+def test_the_group_refuses_to_start_with_an_unsafe_lease_configuration(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from conformance.z3_invariants import LeaseConfigError
+    from reference.replica import ReplicaConfig
+
+    # Bypass ReplicaConfig's own arithmetic check: the Z3 proof must still refuse.
+    monkeypatch.setattr(ReplicaConfig, "__post_init__", lambda self: None)
+    with pytest.raises(LeaseConfigError, match="lease safety fails"):
+        World(SimConfig(lease_margin_us=4 * 2_000 - 1, max_drift_us=2_000))
+    World(SimConfig(lease_margin_us=4 * 2_000, max_drift_us=2_000))  # the least safe margin
