@@ -31,6 +31,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
+from reference.trace import log_digest
+
 Cmd = str | None  # a command's request id; None is NoOp
 
 
@@ -53,6 +57,7 @@ class _Replica:
     granted: int = 0
     role: str = "follower"
     log: dict[int, tuple[int, Cmd]] = field(default_factory=dict)
+    ops: dict[int, bytes] = field(default_factory=dict)  # slot -> op bytes, for digests
     applied: list[Cmd] = field(default_factory=list)
     wait_until: int = 0  # local clock
     # Lease requests of the current leadership: start -> grantors (self included).
@@ -62,6 +67,13 @@ class _Replica:
     last_clock: int = 0
     seq: int = 0
     out: bool = False  # quarantined: its durable state is gone
+
+
+def op_bytes(c: Any) -> bytes:
+    """A command's op as the canonical bytes the replica logged (b"" for NoOp)."""
+    if c is None:
+        return b""
+    return orjson.dumps(c["op"], option=orjson.OPT_SORT_KEYS)
 
 
 def cmd_key(c: Any) -> Cmd:
@@ -119,7 +131,7 @@ class Monitor:
                 self._fail("Agreement", f"slot {s} chosen with {prev[0]!r} in ballot {prev[1]} "
                                         f"and with {c!r} in ballot {b}")
 
-    def _propose(self, r: str, b: int, s: int, c: Cmd) -> None:
+    def _propose(self, r: str, b: int, s: int, c: Cmd, op: bytes = b"") -> None:
         prev = self.chosen.get(s)
         if prev is not None and prev[1] < b and prev[0] != c:
             prop = "Durability" if prev[0] in self.acked else "Agreement"
@@ -127,6 +139,7 @@ class Monitor:
                              f"was chosen there in ballot {prev[1]}")
         rep = self.r[r]
         rep.log[s] = (b, c)
+        rep.ops[s] = op
         self._vote(r, b, s, c)
 
     def clock_at(self, name: str, real: int) -> int | None:
@@ -211,16 +224,17 @@ class Monitor:
                         clock: int) -> None:
         if not self.holds_lease(node, clock):
             self._fail("LeaseExclusivity", f"{node} takes a client write without a lease")
-        self._propose(node, rep.ballot, a["s"], cmd_key(a["c"]))
+        self._propose(node, rep.ballot, a["s"], cmd_key(a["c"]), op_bytes(a["c"]))
 
     def _on_Phase2a(self, node: str, rep: _Replica, a: Mapping[str, Any], clock: int) -> None:
-        self._propose(node, a["b"], a["s"], cmd_key(a["c"]))
+        self._propose(node, a["b"], a["s"], cmd_key(a["c"]), op_bytes(a["c"]))
 
     def _on_Phase2b(self, node: str, rep: _Replica, a: Mapping[str, Any], clock: int) -> None:
         m = a["m"]
         self._raise_ballot(rep, m["bal"])
         c = cmd_key(m["cmd"])
         rep.log[m["slot"]] = (m["bal"], c)
+        rep.ops[m["slot"]] = op_bytes(m["cmd"])
         self._vote(node, m["bal"], m["slot"], c)
 
     def _on_Commit(self, node: str, rep: _Replica, a: Mapping[str, Any], clock: int) -> None:
@@ -296,6 +310,13 @@ class Monitor:
         if got != want:
             self._fail("Durability", f"{node} restarted with (ballot, granted, applied, log) "
                                      f"= {got}, but its steps made {want} durable")
+        elif "digest" in a:
+            digest = log_digest((s, b, c or "", rep.ops.get(s, b""))
+                                for s, (b, c) in sorted(rep.log.items()))
+            if digest != a["digest"]:
+                self._fail("Durability", f"{node} restarted with a log that differs from the "
+                                         f"one its steps wrote (digest {a['digest']}, "
+                                         f"expected {digest})")
 
     def _on_Quarantine(self, node: str, rep: _Replica, a: Mapping[str, Any],
                        clock: int) -> None:

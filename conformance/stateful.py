@@ -94,6 +94,7 @@ class ReplicationMachine(RuleBasedStateMachine):
         # A slower disk widens the window between a step's WAL write and its messages.
         cfg = SimConfig(seed=seed, clients=0, duration_us=10**12, settle_us=3_000 * MS,
                         max_drift_us=drift, max_rate_ppm=20_000,
+                        renew_ahead_us=900_000 if election_ms < 500 else 500_000,
                         node=NodeConfig(disk_sync_us=1_000,
                                         election_timeout_us=election_ms * MS))
         rc = cfg.replica_config()
@@ -183,7 +184,8 @@ class ReplicationMachine(RuleBasedStateMachine):
             if len(up) == 3 and not self.corrupted:  # keep at most one replica out
                 name = data.draw(st.sampled_from(sorted(up)), label="corrupt")
                 w.crash(name)
-                w.nodes[name].flip_wal_bit()
+                newest = data.draw(st.sampled_from([None, 400]), label="newest records")
+                w.nodes[name].flip_wal_bit(within_last=newest)
                 self.corrupted = True
                 event("WAL bit flipped")
         elif kind == "partition":

@@ -59,6 +59,13 @@ class SimConfig:
             raise ValueError("azs must be >= 1 and clients >= 0")
         if self.duration_us <= 0 or self.settle_us < 0:
             raise ValueError("duration must be > 0 and settle time >= 0")
+        renew_every = self.lease_dur_us - self.renew_ahead_us
+        if self.node.election_timeout_us <= renew_every:
+            # Lease requests are the leader's heartbeat: rarer ones than the followers'
+            # timeout would have them depose a healthy leader over and over.
+            raise ValueError(f"election timeout ({self.node.election_timeout_us}us) must "
+                             f"exceed the lease renewal interval, lease_dur - renew_ahead "
+                             f"({renew_every}us)")
         if self.faults not in FAULT_SCHEDULES:
             raise ValueError(f"unknown fault schedule {self.faults!r}; "
                              f"choose from {', '.join(FAULT_SCHEDULES)}")

@@ -72,7 +72,7 @@ from reference.replica import (
 )
 from reference.simulator import Simulator
 from reference.storage import DecodeError, Invalid
-from reference.trace import TraceWriter, args_to_json
+from reference.trace import TraceWriter, args_to_json, log_digest
 from reference.wal import HEADER_SIZE, Disk, WriteAheadLog
 
 NodeState = Literal["up", "down", "quarantined"]
@@ -464,11 +464,15 @@ class ReplicaNode:
             data.release()
         return HEADER_SIZE + length
 
-    def flip_wal_bit(self) -> int:
-        """Bit rot in the synced WAL while the node is down; returns the byte offset hit."""
-        if not len(self.disk):
+    def flip_wal_bit(self, within_last: int | None = None) -> int:
+        """Bit rot in the synced WAL while the node is down; returns the byte offset hit.
+
+        ``within_last``: hit one of the last that many bytes (the newest records)."""
+        size = len(self.disk)
+        if not size:
             return -1
-        offset = self.rng.randrange(len(self.disk))
+        lo = 0 if within_last is None else max(0, size - within_last)
+        offset = self.rng.randrange(lo, size)
         self.disk.flip_bit(offset, self.rng.randrange(8))
         return offset
 
@@ -497,8 +501,12 @@ class ReplicaNode:
         self._persisted_applied = applied
         self.state = "up"
         self.net.set_node_up(self.name, True)
+        digest = log_digest((slot, e.bal, e.cmd.request_id if isinstance(e.cmd, Command) else "",
+                             e.cmd.op if isinstance(e.cmd, Command) else b"")
+                            for slot, e in sorted(log.items()))
         self._env("Restart", ballot=ballot, granted=granted, applied=applied,
-                  log=max(log, default=0), wal=result.kind, truncated=result.truncated_bytes)
+                  log=max(log, default=0), wal=result.kind, truncated=result.truncated_bytes,
+                  digest=digest)
         self._reset_election_deadline()
         self._schedule_tick()
 

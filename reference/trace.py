@@ -11,9 +11,10 @@ recovery, quarantine).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import IO, Any
 
+import google_crc32c
 import orjson
 
 from reference.codec import cmd_to_json, msg_to_json
@@ -70,3 +71,16 @@ class TraceWriter:
             self.sink.write(orjson.dumps(line, option=self._dumps_opt))
         if self.listener is not None:
             self.listener(line)
+
+
+def log_digest(entries: Iterable[tuple[int, int, str, bytes]]) -> str:
+    """CRC32C (hex) of a log as (slot, ballot, request id, op bytes) in slot order.
+
+    A restarted replica reports the digest of the log it recovered; a checker that
+    followed its steps computes the same from what the steps wrote (``""`` and ``b""``
+    for NoOp), so silently corrupted entries show up at the restart.
+    """
+    crc = 0
+    for s, b, rid, op in entries:
+        crc = google_crc32c.extend(crc, f"{s}:{b}:{rid}:".encode() + op + b"\n")
+    return f"{crc:08x}"

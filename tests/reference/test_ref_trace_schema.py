@@ -166,7 +166,8 @@ GOOD_LINE: dict[str, Any] = {
 
 RESTART_LINE: dict[str, Any] = {
     **GOOD_LINE, "kind": "env", "action": "Restart",
-    "args": {"ballot": 4, "granted": 4, "applied": 10, "log": 12, "wal": "torn", "truncated": 17},
+    "args": {"ballot": 4, "granted": 4, "applied": 10, "log": 12, "wal": "torn", "truncated": 17,
+             "digest": "0badc0de"},
 }
 
 
