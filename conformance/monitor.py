@@ -84,9 +84,6 @@ def cmd_key(c: Any) -> Cmd:
 
 
 class Monitor:
-    PROPERTIES = ("Agreement", "Durability", "StateMachineSafety", "LeaseExclusivity",
-                  "Linearizability", "EventualReadsCommitted")
-
     def __init__(self, members: Iterable[str], lease_dur_us: int, lease_margin_us: int) -> None:
         self.members = sorted(members)
         if not self.members:

@@ -160,8 +160,7 @@ def _z3_leases(run: ScenarioRun) -> tuple[bool, str]:
     res = check_trace_leases([loc.event for loc in run.events], run.timing.lease_dur_us,
                              run.timing.max_drift_us,
                              lease_margin_us=run.timing.lease_margin_us)
-    text = str(getattr(res, "explanation", "") or getattr(res, "message", "") or "")
-    return (not res.ok), text[:300]
+    return (not res.ok), res.explanation[:300]
 
 
 def _tlc(run: ScenarioRun) -> tuple[bool, str]:

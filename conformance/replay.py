@@ -17,7 +17,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from conformance.monitor import Monitor
 from conformance.trace_validation import (
@@ -119,9 +118,8 @@ def replay(directory: Path, *, tlc: bool = False, tlc_max_events: int | None = 1
     started = time.perf_counter()
     z3res = check_trace_leases([loc.event for loc in events], timing.lease_dur_us,
                                timing.max_drift_us, lease_margin_us=timing.lease_margin_us)
-    layers.append(LayerResult("z3-leases", bool(z3res.ok), time.perf_counter() - started,
-                              str(getattr(z3res, "summary", "") or _z3_summary(z3res)),
-                              [] if z3res.ok else [_z3_summary(z3res)]))
+    layers.append(LayerResult("z3-leases", z3res.ok, time.perf_counter() - started,
+                              z3res.explanation, [] if z3res.ok else [z3res.explanation]))
 
     # 4. TLC trace validation
     if tlc:
@@ -135,11 +133,3 @@ def replay(directory: Path, *, tlc: bool = False, tlc_max_events: int | None = 1
         if progress is not None:
             progress("tlc", 1, 1)
     return ReplayResult(layers)
-
-
-def _z3_summary(res: Any) -> str:
-    for attr in ("explanation", "message", "text"):
-        text = getattr(res, attr, None)
-        if text:
-            return str(text)
-    return repr(res)[:500]

@@ -77,14 +77,16 @@ class TimingConfig:
 
     @classmethod
     def from_config_json(cls, obj: Mapping[str, Any]) -> TimingConfig:
-        """From a run's config.json (the settings the faults schedule ran with)."""
-        drift = obj["max_drift_us"]
-        if obj.get("faults") == "clock-drift":
-            drift = max(drift, 50_000)  # SimConfig.effective
-        margin = obj.get("lease_margin_us")
-        if margin is None:
-            margin = 4 * drift + 1_000
-        return cls(obj["lease_dur_us"], margin, drift, obj["renew_ahead_us"])
+        """From a run's config.json: the ``replica_config`` the replicas ran with."""
+        rc = obj.get("replica_config")
+        if not isinstance(rc, dict):
+            raise TraceInputError("config.json has no replica_config (written by an older "
+                                  "dynaspec simulate; run it again)")
+        try:
+            return cls(rc["lease_dur_us"], rc["lease_margin_us"], rc["max_drift_us"],
+                       rc["renew_ahead_us"])
+        except KeyError as exc:
+            raise TraceInputError(f"config.json: replica_config lacks {exc}") from exc
 
 
 # --- loading -----------------------------------------------------------------------------

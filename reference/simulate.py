@@ -28,7 +28,11 @@ from reference.trace import FORMAT_VERSION
 
 
 def config_to_json(cfg: SimConfig) -> dict[str, Any]:
-    return {"format": FORMAT_VERSION, **dataclasses.asdict(cfg)}
+    """The configuration as asked for, plus ``replica_config``: the lease timing the
+    replicas actually ran with (after the fault schedule's adjustments), which the
+    checkers read instead of re-deriving it."""
+    return {"format": FORMAT_VERSION, **dataclasses.asdict(cfg),
+            "replica_config": dataclasses.asdict(cfg.effective().replica_config())}
 
 
 @dataclasses.dataclass(slots=True)

@@ -148,3 +148,21 @@ def test_seeded_bugs_are_caught_live(bug: str) -> None:
 
     caught, detail = _monitor(run_scenario(1, bug))
     assert caught, detail
+
+
+def test_eventual_reads_committed_an_unchosen_applied_state() -> None:
+    """No seeded bug reaches this one first (StateMachineSafety fires at the apply), so
+    it is shown here: a read from an applied state that was never chosen."""
+    e = Events()
+    elect(e)
+    lease(e)
+    e("r1", "ClientWrite", 10, r="r1", c=cmd("w"), s=1)
+    e("r1", "Apply", 11, r="r1", s=1, c=cmd("w"))
+    found = e("r1", "EventualRead", 12, r="r1", k={"p": {"S": "k"}})
+    assert found and found[0].startswith("EventualReadsCommitted")
+
+
+def test_lease_request_by_a_non_leader() -> None:
+    e = Events()
+    found = e("r2", "LeaseRenew", 5, r="r2", start=5)
+    assert found and found[0].startswith("LeaseExclusivity")
