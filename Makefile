@@ -53,8 +53,12 @@ MINUTES ?= 60
 deep: $(STAMP)
 	$(BIN)/python -m conformance.deep_run --minutes $(MINUTES)
 
+# lint-imports checks the import contracts in pyproject.toml ([tool.importlinter]):
+# conformance above reference, no import cycles inside a package.  --no-cache: the graph
+# takes a fraction of a second to build, and the cache would be a directory in the tree.
 lint: $(STAMP)
 	$(BIN)/ruff check reference conformance tests benchmarks
+	$(BIN)/lint-imports --no-cache
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

@@ -11,6 +11,7 @@ Writes build/check-models.json and one counterexample JSON per failing model.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from collections.abc import Callable
@@ -21,13 +22,10 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from conformance.action_names import resolve_action_names
 from conformance.manifest import Manifest, ModelEntry, cfg_constants, cfg_section
 from conformance.tlc_runner import Progress, TLCResult, run_tlc
 from conformance.tlc_trace import format_trace, trace_to_json
-
-# Operators that TLC may report instead of the action a step took (see action_names).
-NEXT_WRAPPERS = frozenset({"Next", "ProtocolNext", "FaultNext", "LiveNext"})
+from reference.actions import action_of_tlc_step
 
 
 @dataclass
@@ -124,7 +122,10 @@ def run_model(
         extra_args=entry.tlc_args,
         on_progress=on_progress,
     )
-    result.trace = resolve_action_names(result.trace, manifest.spec_dir, NEXT_WRAPPERS)
+    # TLC names each step itself (every Next disjunct is a named operator); map the
+    # Next<Action> disjuncts to the catalogue's action names.
+    result.trace = [dataclasses.replace(step, action=action_of_tlc_step(step.action))
+                    if step.action else step for step in result.trace]
     problems += judge(entry, result, compare_counts=compare_counts)
     run = ModelRun(entry, result, problems)
     if result.trace:

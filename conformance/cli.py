@@ -110,6 +110,8 @@ def simulate_cmd(seed: int, out: Path, replicas: int, duration: int, faults: str
                  read_fraction: float, consistent_fraction: float, keys: int, value_size: int,
                  think: int, availability_interval: int | None) -> None:
     """Run a simulated replication group and write its traces, history and summary."""
+    from conformance.lease_theorem import require_lease_safety  # here: only simulate needs z3
+
     try:
         cfg = SimConfig(seed=seed, replicas=replicas, clients=clients, duration_us=duration,
                         faults=faults, workload=WorkloadConfig(
@@ -124,7 +126,10 @@ def simulate_cmd(seed: int, out: Path, replicas: int, duration: int, faults: str
             def tick(now_us: int, end_us: int) -> None:
                 bar.update(task, completed=now_us, description=f"{now_us / 1e6:.0f}s simulated")
 
-            result = run_simulation(cfg, out, availability_interval, tick)
+            # Refuse to start unless Z3 proves the replicas' lease configuration safe for
+            # every drift within the bound and every message delay.
+            result = run_simulation(cfg, out, availability_interval, tick,
+                                    check_config=require_lease_safety)
     except (ValueError, OSError) as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)

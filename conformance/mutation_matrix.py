@@ -20,19 +20,21 @@ Rows: ``{bug, layer, caught, seconds, detail}``; written to build/mutation-matri
 from __future__ import annotations
 
 import io
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-import orjson
 from hypothesis import Phase
 from hypothesis.stateful import run_state_machine_as_test
 
 from conformance import mutants
 from conformance.monitor import Monitor
 from conformance.stateful import PROFILES, ReplicationMachine
-from conformance.trace_validation import Located, TimingConfig, validate_events
+from conformance.trace_loader import Located, event_to_obj, read_trace_file
+from conformance.trace_validation import TimingConfig, validate_events
 from reference.client import HistoryRecord
 from reference.cluster import SimConfig, World, replica_names
 from reference.node import NodeConfig
@@ -120,10 +122,13 @@ def run_scenario(seed: int, bug: str | None) -> ScenarioRun:
         world.run()
     seconds = time.perf_counter() - started
     merged: list[tuple[int, int, int, Located]] = []
-    for i, n in enumerate(names):
-        for ln, line in enumerate(sinks[n].getvalue().splitlines(), start=1):
-            ev = orjson.loads(line)
-            merged.append((ev["real"], i, ev["seq"], Located(ev, f"trace-{n}.jsonl:{ln}")))
+    with tempfile.TemporaryDirectory(prefix="dynaspec-mm-") as tmp:
+        for i, n in enumerate(names):
+            path = Path(tmp) / f"trace-{n}.jsonl"
+            path.write_bytes(sinks[n].getvalue())
+            for loc in read_trace_file(path):
+                loc = Located(loc.event, f"trace-{n}.jsonl:{loc.where.rsplit(':', 1)[1]}")
+                merged.append((loc.event.real, i, loc.event.seq, loc))
     merged.sort(key=lambda x: x[:3])
     rc = cfg.replica_config()
     timing = TimingConfig(rc.lease_dur_us, rc.lease_margin_us, rc.max_drift_us,
@@ -155,9 +160,10 @@ def _linearizability(run: ScenarioRun) -> tuple[bool, str]:
 
 
 def _z3_leases(run: ScenarioRun) -> tuple[bool, str]:
-    from conformance.z3_invariants import check_trace_leases
+    from conformance.trace_leases import check_trace_leases
 
-    res = check_trace_leases([loc.event for loc in run.events], run.timing.lease_dur_us,
+    res = check_trace_leases([event_to_obj(loc.event) for loc in run.events],
+                             run.timing.lease_dur_us,
                              run.timing.max_drift_us,
                              lease_margin_us=run.timing.lease_margin_us)
     return (not res.ok), res.explanation[:300]

@@ -4,7 +4,7 @@
    and checks the spec's properties after each (conformance/monitor.py).
 2. The linearizability checker reads history.jsonl (conformance/linearizability.py).
 3. Z3 decides whether the logged leases could have overlapped in real time given
-   the drift bound (conformance/z3_invariants.py).
+   the drift bound (conformance/trace_leases.py).
 4. With ``tlc=True``, TLC checks that the trace is a behavior of the spec
    (conformance/trace_validation.py).
 
@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from conformance.monitor import Monitor
+from conformance.trace_loader import event_to_obj, load_trace_dir, members_of
 from conformance.trace_validation import (
     TimingConfig,
     TraceValidationResult,
-    load_trace_dir,
     validate_events,
 )
 
@@ -71,7 +71,7 @@ def replay(directory: Path, *, tlc: bool = False, tlc_max_events: int | None = 1
     """Run every layer over ``directory``; raises ValueError subclasses on bad input."""
     events, config = load_trace_dir(directory)
     timing = TimingConfig.from_config_json(config)
-    replicas = [f"r{i}" for i in range(1, int(config.get("replicas", 3)) + 1)]
+    replicas = members_of(config)
     layers: list[LayerResult] = []
 
     # 1. monitor
@@ -113,10 +113,10 @@ def replay(directory: Path, *, tlc: bool = False, tlc_max_events: int | None = 1
         progress("linearizability", 1, 1)
 
     # 3. Z3: could the logged leases have overlapped?
-    from conformance.z3_invariants import check_trace_leases
+    from conformance.trace_leases import check_trace_leases
 
     started = time.perf_counter()
-    z3res = check_trace_leases([loc.event for loc in events], timing.lease_dur_us,
+    z3res = check_trace_leases([event_to_obj(loc.event) for loc in events], timing.lease_dur_us,
                                timing.max_drift_us, lease_margin_us=timing.lease_margin_us)
     layers.append(LayerResult("z3-leases", z3res.ok, time.perf_counter() - started,
                               z3res.explanation, [] if z3res.ok else [z3res.explanation]))

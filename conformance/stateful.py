@@ -53,6 +53,7 @@ from reference.storage import (
     SetAttr,
     Update,
 )
+from reference.trace_events import action_of
 
 KEYS = ("a", "b", "c")
 
@@ -110,14 +111,14 @@ class ReplicationMachine(RuleBasedStateMachine):
         for kind in sorted(enabled):
             event(f"swarm: {kind} enabled")
 
-    def _on_event(self, ev: dict[str, Any]) -> None:
+    def _on_event(self, ev: Any) -> None:
         assert self.monitor is not None and self.world is not None
         self.monitor.step(ev)
-        action = ev["action"]
+        action = action_of(ev)
         if action == "BecomeLeader":
             if any(not h.done and h.write is not None for h in self.world.history):
                 event("leader change with a write in flight")
-            node = self.world.nodes[ev["node"]]
+            node = self.world.nodes[ev.node]
             if node.replica.wait_left(node.now()) > 0:
                 event("new leader waits out an older lease")
         elif action == "Quarantine":

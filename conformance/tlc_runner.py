@@ -33,9 +33,11 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from conformance.tla_values import TLAParseError, parse_state
+from conformance.tlc_trace import format_trace
+from conformance.tlc_types import TraceStep
 
 __all__ = [
     "Outcome",
@@ -120,29 +122,6 @@ Outcome = Literal["ok", "invariant_violated", "property_violated", "deadlock", "
 
 class ToolchainError(RuntimeError):
     """Java or tla2tools.jar is missing; the message is one line, fit to print as is."""
-
-
-@dataclass(frozen=True)
-class TraceStep:
-    """One state of a counterexample.
-
-    ``index`` is TLC's 1-based state number. A liveness counterexample ends either with a
-    ``stuttering`` step (the last state repeats forever; ``state`` is that state again) or a
-    step with ``back_to_state = N`` (the action leads back to state N; ``state`` is state N).
-    ``raw`` is the state text exactly as TLC printed it.
-    """
-
-    index: int
-    action: str | None
-    location: str | None
-    state: dict[str, Any]
-    stuttering: bool = False
-    back_to_state: int | None = None
-    raw: str = ""
-
-    @property
-    def is_loop(self) -> bool:
-        return self.stuttering or self.back_to_state is not None
 
 
 @dataclass(frozen=True)
@@ -733,8 +712,6 @@ def _run(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from conformance.tlc_trace import format_trace  # here to avoid an import cycle
-
     ap = argparse.ArgumentParser(
         prog="python -m conformance.tlc_runner", description="Model-check SPEC with CFG."
     )

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from conformance.tla_values import ModelValue, Record
-from conformance.tlc_runner import TraceStep
+from conformance.tlc_types import TraceStep
 
 __all__ = ["format_trace", "format_value", "trace_to_json", "value_to_json"]
 

@@ -1,9 +1,13 @@
 """TLC trace validation: check that a reference trace is a behavior of Replication.
 
 ``validate_trace_dir(DIR)`` merges the per-node trace files of a ``dynaspec
-simulate`` run, turns them into the items of specs/TraceValidation.tla (one per
-traced step, plus a ``tick`` wherever real time advances), writes a module that
-extends TraceValidation with those items, and runs TLC on it. The verdict, and on
+simulate`` run (conformance/trace_loader.py), turns them into the items of
+specs/TraceValidation.tla (one per traced step, plus a ``Tick`` wherever real
+time advances), writes a module that extends TraceValidation with those items
+and with the dispatch from an item's action to its ``TV<Action>`` rule, both
+derived from the action catalogue (reference/actions.py), and runs TLC on it.
+Every item's arguments are rendered by their catalogue type, and every step's
+post-state summary is checked, as are the safety invariants in every state. The verdict, and on
 failure the first event that could not be matched (file and line) with the spec
 state at that point, come back as a ``TraceValidationResult``.
 
@@ -36,21 +40,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from conformance.tlc_runner import build_command, find_java, find_tla2tools
+from conformance.trace_loader import (
+    Located,
+    TraceInputError,
+    load_trace_dir,
+    members_of,
+)
+from reference.actions import ACTIONS, CATALOGUE, MESSAGES
+from reference.trace_events import action_of
 
 SPECS = Path(__file__).resolve().parent.parent / "specs"
 
-
-class TraceInputError(ValueError):
-    """A trace that cannot be turned into items (``path:line: reason``)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Located:
-    event: dict[str, Any]
-    where: str
+# The safety invariants of Replication checked in every state of a validated trace;
+# TraceSafety checks them all (Agreement, Durability, StateMachineSafety,
+# LeaseExclusivity) and prints the first that fails.
+TRACE_INVARIANTS = ("TraceSafety",)
+_VIOLATED_RE = re.compile(rb'<<\s*"tv-violated",\s*"(\w+)"\s*>>')
 
 
 @dataclass(slots=True)
@@ -89,42 +95,6 @@ class TimingConfig:
             raise TraceInputError(f"config.json: replica_config lacks {exc}") from exc
 
 
-# --- loading -----------------------------------------------------------------------------
-
-
-def load_trace_dir(directory: Path) -> tuple[list[Located], dict[str, Any]]:
-    """Every event of every ``trace-*.jsonl`` in ``directory``, merged by real time."""
-    cfg_path = directory / "config.json"
-    try:
-        config = orjson.loads(cfg_path.read_bytes())
-    except FileNotFoundError:
-        raise TraceInputError(f"{cfg_path}: missing (is {directory} a simulate output?)") \
-            from None
-    except orjson.JSONDecodeError as exc:
-        raise TraceInputError(f"{cfg_path}:1: not JSON: {exc}") from exc
-    files = sorted(directory.glob("trace-*.jsonl"))
-    if not files:
-        raise TraceInputError(f"{directory}: no trace-*.jsonl files")
-    events: list[tuple[int, int, int, Located]] = []
-    for fi, path in enumerate(files):
-        with path.open("rb") as f:
-            for ln, line in enumerate(f, start=1):
-                where = f"{path}:{ln}"
-                try:
-                    ev = orjson.loads(line)
-                except orjson.JSONDecodeError as exc:
-                    raise TraceInputError(f"{where}: not JSON: {exc}") from exc
-                if not isinstance(ev, dict) or not {"node", "seq", "clock", "action",
-                                                    "args"} <= ev.keys():
-                    raise TraceInputError(f"{where}: not a trace event")
-                if not isinstance(ev.get("real"), int):
-                    raise TraceInputError(f"{where}: no 'real' time; trace validation needs "
-                                          "the simulator's real time")
-                events.append((ev["real"], fi, ev["seq"], Located(ev, where)))
-    events.sort(key=lambda x: x[:3])
-    return [e[3] for e in events], config
-
-
 # --- clocks ------------------------------------------------------------------------------
 
 
@@ -154,7 +124,7 @@ class _Clock:
 @dataclass(slots=True)
 class Items:
     items: list[dict[str, Any]]
-    origin: list[Located | None]  # the event behind each item (None for ticks)
+    origin: list[Located | None]  # the event behind each item
     replicas: list[str]
     offset0: dict[str, int]
     cmd_rids: list[str]
@@ -164,29 +134,93 @@ class Items:
     max_slot: int
 
 
-def _rid(c: Any) -> str:
-    return "" if c is None else str(c["rid"])
+class _Render:
+    """Renders one event's arguments as a TLA+ item, by their catalogue types."""
+
+    def __init__(self, clocks: Mapping[str, _Clock], timing: TimingConfig) -> None:
+        self.clocks = clocks
+        self.timing = timing
+        self.keys: dict[str, str] = {}
+        self.cmd_rids: list[str] = []
+        self.cmd_keys: list[str] = []
+        self.t = 0
+        self.max_ballot = 0
+        self.max_slot = 0
+
+    def key(self, raw: Any) -> str:
+        text = bytes(raw).decode()
+        return self.keys.setdefault(text, f"k{len(self.keys) + 1}")
+
+    def value(self, ptype: str, x: Any, sender: str | None = None) -> Any:
+        if ptype == "ballot":
+            self.max_ballot = max(self.max_ballot, x)
+        elif ptype == "slot":
+            self.max_slot = max(self.max_slot, x)
+        elif ptype == "quorum":
+            return set(x)
+        elif ptype == "cmd":
+            return "" if x is None else x.rid
+        elif ptype == "write":
+            # Every client write is a new command of the spec (an index into Ops), even a
+            # retry of a request id: the spec's ClientWrite takes only fresh commands.
+            self.cmd_rids.append(x.rid)
+            self.cmd_keys.append(self.key(_op_key(x.op)))
+            return len(self.cmd_rids)
+        elif ptype == "key":
+            return self.key(x)
+        elif ptype.startswith("msg:"):
+            return self.message(ptype[4:], x)
+        return x
+
+    def message(self, mtype: str, m: Any) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        sender = m.src
+        for name, ptype in MESSAGES[mtype]:
+            x = getattr(m, "src" if name == "from" else name)
+            if ptype == "clock":
+                # A clock reading on the sender's clock becomes the spec's relative time
+                # left on it (the spec's lease message carries ``left``).
+                now = self.clocks[sender].at(self.t)
+                out["left"] = max(0, x + self.timing.lease_dur_us - now)
+            else:
+                out[name] = self.value(ptype, x)
+        return out
+
+    def item(self, event: Any, action: str) -> dict[str, Any]:
+        item: dict[str, Any] = {"kind": "act", "action": action, "rep": event.replica}
+        for p in ACTIONS[action].params:
+            if p.type != "text":
+                item[p.name] = self.value(p.type, getattr(event.args, p.name))
+        post = getattr(event, "post", None)
+        if post is not None:
+            item["post"] = {"bal": post.bal, "role": post.role, "top": post.top,
+                            "applied": post.applied, "lease": post.lease}
+        return item
 
 
-def _key_of_op(c: Any) -> Any:
-    op = c["op"]
-    if isinstance(op, (bytes, str)):
-        op = orjson.loads(op)
-    if "item" in op:
-        return {"p": op["item"]["pk"]}
-    return op["key"]
+def _op_key(op: Any) -> Any:
+    import orjson
+
+    obj = orjson.loads(bytes(op))
+    key = {"p": obj["item"]["pk"]} if "item" in obj else obj["key"]
+    return orjson.dumps(key, option=orjson.OPT_SORT_KEYS)
 
 
 def build_items(events: Sequence[Located], timing: TimingConfig,
                 replicas: Sequence[str] | None = None) -> Items:
-    nodes = sorted({e.event["node"] for e in events} | set(replicas or ()))
+    if not events:
+        raise TraceInputError("the trace has no events")
+    nodes = sorted({e.event.node for e in events} | set(replicas or ()))
     samples: dict[str, list[tuple[int, int]]] = {n: [] for n in nodes}
     for loc in events:
         ev = loc.event
-        s = samples[ev["node"]]
-        if s and ev["real"] == s[-1][0]:
+        if ev.real is None:
+            raise TraceInputError(f"{loc.where}: no 'real' time; trace validation needs the "
+                                  "simulator's real time")
+        s = samples[ev.node]
+        if s and ev.real == s[-1][0]:
             continue
-        s.append((ev["real"], ev["clock"]))
+        s.append((ev.real, ev.clock))
     for n, s in samples.items():
         if not s:
             raise TraceInputError(f"replica {n} has no events")
@@ -203,94 +237,32 @@ def build_items(events: Sequence[Located], timing: TimingConfig,
             out[n] = off
         return out
 
-    keys: dict[str, str] = {}
-
-    def key(k: Any) -> str:
-        text = orjson.dumps(k, option=orjson.OPT_SORT_KEYS).decode()
-        return keys.setdefault(text, f"k{len(keys) + 1}")
-
+    render = _Render(clocks, timing)
     items: list[dict[str, Any]] = []
     origin: list[Located | None] = []
-    cmd_rids: list[str] = []
-    cmd_keys: list[str] = []
-    max_ballot = max_slot = 0
-    if not events:
-        raise TraceInputError("the trace has no events")
-    now = events[0].event["real"]
+    now = events[0].event.real
     offset0 = offsets(now, events[0].where)
     for loc in events:
         ev = loc.event
+        t = ev.real
+        act = action_of(ev)
+        post = getattr(ev, "post", None)
+        # Time passing commutes with every action that does not read it, so real time
+        # is brought up to date only before those that do, and before a step whose
+        # replica reports a lease (PostOK compares it at the step's time).
+        if t > now and (ACTIONS[act].reads_time or (post is not None and post.lease)):
+            items.append({"kind": "tick", "action": "Tick", "d": t - now,
+                          "off": offsets(t, loc.where)})
+            origin.append(loc)
+            now = t
+        render.t = t
         try:
-            a = ev["args"]
-            t = ev["real"]
-            act = ev["action"]
-            if t > now and act in TIME_DEPENDENT:
-                items.append({"kind": "tick", "d": t - now, "off": offsets(t, loc.where)})
-                origin.append(loc)
-                now = t
-            item = _item_of(act, a, ev, key, cmd_rids, cmd_keys, clocks, timing, t)
-        except (KeyError, TypeError, IndexError) as exc:
-            raise TraceInputError(f"{loc.where}: malformed {ev.get('action')} event: "
-                                  f"{type(exc).__name__} {exc}") from exc
-        if item is None:
-            raise TraceInputError(f"{loc.where}: unknown action {ev.get('action')!r}")
-        if act in ("ClientWrite", "Phase2a"):
-            max_slot = max(max_slot, item["s"])
-        for f in ("b", "bal"):
-            if isinstance(item.get(f), int):
-                max_ballot = max(max_ballot, item[f])
-        items.append(item)
+            items.append(render.item(ev, act))
+        except KeyError as exc:
+            raise TraceInputError(f"{loc.where}: {act} names unknown replica {exc}") from None
         origin.append(loc)
-    return Items(items, origin, nodes, offset0, cmd_rids, cmd_keys, keys,
-                 max(max_ballot, 1), max_slot + 1)
-
-
-# Actions whose enabling or effect reads the clocks, the wait or lease messages' time
-# left. Time passing commutes with every other action (Tick changes only offsets,
-# waitLeft and lease messages), so real time is advanced only right before these:
-# far fewer items, and the same behavior up to reordering commuting steps.
-TIME_DEPENDENT = frozenset({"ClientWrite", "Commit", "StrongRead", "LeaseRenew", "LeaseGrant",
-                            "BecomeLeader"})
-
-
-def _item_of(act: str, a: Mapping[str, Any], ev: Mapping[str, Any], key: Any,
-             cmd_rids: list[str], cmd_keys: list[str], clocks: Mapping[str, _Clock],
-             timing: TimingConfig, t: int) -> dict[str, Any] | None:
-    item: dict[str, Any] = {"kind": "act", "action": act}
-    if act == "Phase1a":
-        item.update(r=a["r"], b=a["b"])
-    elif act == "Phase1b":
-        item.update(a=a["a"], bal=a["m"]["bal"], **{"from": a["m"]["from"]})
-    elif act == "BecomeLeader":
-        item.update(r=a["r"], b=a["b"], Q=set(a["Q"]))
-    elif act == "ClientWrite":
-        cmd_rids.append(_rid(a["c"]))
-        cmd_keys.append(key(_key_of_op(a["c"])))
-        item.update(r=a["r"], c=len(cmd_rids), s=a["s"])
-    elif act == "Phase2a":
-        item.update(r=a["r"], b=a["b"], s=a["s"], rid=_rid(a["c"]))
-    elif act == "Phase2b":
-        m = a["m"]
-        item.update(a=a["a"], bal=m["bal"], slot=m["slot"], rid=_rid(m["cmd"]),
-                    **{"from": m["from"]})
-    elif act == "Commit":
-        item.update(r=a["r"], b=a["b"], s=a["s"])
-    elif act == "Apply":
-        item.update(r=a["r"], s=a["s"], rid=_rid(a["c"]))
-    elif act in ("LeaseRenew", "Crash", "Quarantine"):
-        item.update(r=a.get("r", ev["node"]))
-    elif act == "LeaseGrant":
-        m = a["m"]
-        left = max(0, m["start"] + timing.lease_dur_us - clocks[m["from"]].at(t))
-        item.update(a=a["a"], bal=m["bal"], left=left, **{"from": m["from"]})
-    elif act in ("StrongRead", "EventualRead"):
-        item.update(r=a["r"], k=key(a["k"]))
-    elif act == "Restart":
-        item.update(r=ev["node"], ballot=a["ballot"], granted=a["granted"],
-                    applied=a["applied"], log=a["log"])
-    else:
-        return None
-    return item
+    return Items(items, origin, nodes, offset0, render.cmd_rids, render.cmd_keys, render.keys,
+                 max(render.max_ballot, 1), render.max_slot + 1)
 
 
 # --- rendering -----------------------------------------------------------------------------
@@ -314,17 +286,29 @@ def _fn(m: Mapping[str, int]) -> str:
     return "(" + " @@ ".join(f"{_tla(k)} :> {v}" for k, v in sorted(m.items())) + ")"
 
 
-def _item(it: Mapping[str, Any]) -> str:
+def _record(it: Mapping[str, Any]) -> str:
     parts = []
     for k, v in it.items():
-        parts.append(f"{k} |-> {_fn(v) if k == 'off' else _tla(v)}")
+        if k == "off":
+            parts.append(f"{k} |-> {_fn(v)}")
+        elif isinstance(v, Mapping):
+            parts.append(f"{k} |-> {_record(v)}")
+        else:
+            parts.append(f"{k} |-> {_tla(v)}")
     return "[" + ", ".join(parts) + "]"
+
+
+def dispatch() -> str:
+    """TVStep: an item's action to its TV rule, for every action of the catalogue."""
+    cases = "\n  [] ".join(f'e.action = "{a.name}" -> {a.tv_rule}(e)'
+                          for a in CATALOGUE if a.traced or a.name == "Tick")
+    return f"TVStep(e) ==\n  CASE {cases}"
 
 
 def render(items: Items, timing: TimingConfig, module: str) -> tuple[str, str]:
     ops = ", ".join(f'[op |-> "put", key |-> {_tla(k)}, val |-> {i}, expect |-> Absent]'
                     for i, k in enumerate(items.cmd_keys, start=1))
-    body = ",\n    ".join(_item(it) for it in items.items)
+    body = ",\n    ".join(_record(it) for it in items.items)
     tla = f"""---- MODULE {module} ----
 EXTENDS TraceValidation
 TVReplicas == {_tla(set(items.replicas))}
@@ -337,11 +321,16 @@ TVRenewAhead == {timing.renew_ahead_us}
 TVItems == <<
     {body}
 >>
+{dispatch()}
+TVNext == TraceNextOrDoneVia(TVStep)
 ====
 """
+    invariants = "\n".join(f"    {i}" for i in TRACE_INVARIANTS)
     cfg = f"""INIT TraceInit
-NEXT TraceNextOrDone
+NEXT TVNext
 VIEW TraceView
+INVARIANTS
+{invariants}
 CONSTANTS
     Replicas <- TVReplicas
     InitConfig <- TVInitConfig
@@ -363,7 +352,15 @@ CONSTANTS
 # --- running TLC ------------------------------------------------------------------------
 
 _TRY_RE = re.compile(rb'<<\s*"tv-try",\s*(\[.*?\])\s*>>', re.S)
+_MATCHED_RE = re.compile(rb'<<\s*"tv-matched",\s*(\d+)\s*>>')
+_POST_RE = re.compile(rb'<<\s*"tv-post",\s*(\d+),\s*(\[.*?\])\s*>>', re.S)
+_INVARIANT_RE = re.compile(rb"Invariant (\w+) is violated")
 _STATS_RE = re.compile(rb"([\d,]+) states generated, ([\d,]+) distinct states found")
+
+
+def _violated_name(output: bytes, invariant: bytes) -> str:
+    named = _VIOLATED_RE.findall(output)
+    return (named[-1] if named else invariant).decode()
 
 
 def _summary_state(text: str) -> dict[str, str]:
@@ -389,7 +386,8 @@ def _run_tlc_streaming(cmd: list[str], cwd: Path, timeout: float) -> tuple[bytes
         assert proc.stdout is not None
         for line in proc.stdout:
             chunks.append(line)
-            if b"Deadlock reached" in line or time.monotonic() > deadline:
+            if b"Deadlock reached" in line or b"is violated" in line \
+                    or time.monotonic() > deadline:
                 proc.kill()
                 break
         proc.wait()
@@ -439,6 +437,22 @@ def validate_events(events: Sequence[Located], timing: TimingConfig, *,
             f"the configuration violates the spec's lease assumption LeaseMargin >= "
             f"2 * MaxDrift: margin {timing.lease_margin_us}us, clock window "
             f"{2 * timing.max_drift_us}us", tlc_output_tail=tail)
+    violated = _INVARIANT_RE.search(output)
+    if violated:
+        # The state that breaks it was reached by the item at the last cursor tried.
+        tries = _TRY_RE.findall(output)
+        last = tries[-1].decode(errors="replace") if tries else ""
+        m = re.search(r"cursor \|-> (\d+)", last)
+        cursor = int(m.group(1)) if m else 1
+        loc = items.origin[cursor - 1] if cursor - 1 < len(items.origin) else None
+        item = items.items[cursor - 1] if cursor - 1 < n else None
+        what = f"{loc.where}: " if loc else ""
+        return TraceValidationResult(
+            False, len(events), n, seconds,
+            f"{what}{_violated_name(output, violated.group(1))} is violated in the spec state "
+            f"after this "
+            f"step ({item['action'] if item else '?'}; item {cursor} of {n})",
+            unmatched=loc, item=item, state=_summary_state(last), tlc_output_tail=tail)
     if b"Deadlock reached" in output:
         tries = _TRY_RE.findall(output)
         last = tries[-1].decode(errors="replace") if tries else ""
@@ -449,6 +463,16 @@ def validate_events(events: Sequence[Located], timing: TimingConfig, *,
         what = f"{loc.where}: " if loc else ""
         desc = (f"tick of {item['d']}us before it" if item and item["kind"] == "tick"
                 else f"{item['action'] if item else '?'}")
+        matched = [int(x) for x in _MATCHED_RE.findall(output)]
+        posts = {int(c): t.decode(errors="replace") for c, t in _POST_RE.findall(output)}
+        if matched and matched[-1] == cursor and item is not None and "post" in item:
+            spec_post = " ".join(posts.get(cursor, "?").split())
+            want = ", ".join(f"{k} |-> {_tla(v)}" for k, v in item["post"].items())
+            return TraceValidationResult(
+                False, len(events), n, seconds,
+                f"{what}post-state differs: after {desc} the spec's {item['rep']} is "
+                f"{spec_post}, the trace says [{want}] (item {cursor} of {n})",
+                unmatched=loc, item=item, state=_summary_state(last), tlc_output_tail=tail)
         return TraceValidationResult(
             False, len(events), n, seconds,
             f"{what}event not matched by the spec ({desc}; item {cursor} of {n})",
@@ -465,6 +489,6 @@ def validate_trace_dir(directory: Path, *, max_events: int | None = None,
     if max_events is not None:
         events = events[:max_events]
     timing = TimingConfig.from_config_json(config)
-    replicas = [f"r{i}" for i in range(1, int(config.get("replicas", 3)) + 1)]
+    replicas = members_of(config)
     return validate_events(events, timing, replicas=replicas, workdir=workdir,
                            timeout=timeout, keep=keep)

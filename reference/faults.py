@@ -19,15 +19,68 @@ heals everything afterwards. Times are drawn from the world's fault stream.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import random
+from collections.abc import Callable, Mapping
+from typing import Protocol
 
-if TYPE_CHECKING:
-    from reference.cluster import World
+from reference.simulator import Simulator
 
 SECOND = 1_000_000
 
 
-def install(world: World) -> None:
+class FaultConfig(Protocol):
+    """What the schedules read of the world's (effective) configuration."""
+
+    @property
+    def faults(self) -> str: ...
+
+    @property
+    def duration_us(self) -> int: ...
+
+
+class FaultNode(Protocol):
+    def flip_wal_bit(self) -> int:
+        """Rot a bit of the (down) node's WAL; returns the byte offset hit."""
+        ...
+
+
+class FaultTarget(Protocol):
+    """The part of ``reference.cluster.World`` the schedules use.  A protocol rather
+    than an import, so that ``cluster`` can import this module without a cycle."""
+
+    @property
+    def config(self) -> FaultConfig: ...
+
+    @property
+    def sim(self) -> Simulator: ...
+
+    @property
+    def fault_rng(self) -> random.Random: ...
+
+    @property
+    def nodes(self) -> Mapping[str, FaultNode]: ...
+
+    @property
+    def faults_injected(self) -> Mapping[str, int]: ...
+
+    def leader(self) -> str | None: ...
+
+    def up_nodes(self) -> list[str]: ...
+
+    def note(self, what: str) -> None: ...
+
+    def crash(self, name: str) -> None: ...
+
+    def restart(self, name: str) -> None: ...
+
+    def isolate(self, name: str) -> None: ...
+
+    def fail_link(self, src: str, dst: str) -> None: ...
+
+    def heal(self) -> None: ...
+
+
+def install(world: FaultTarget) -> None:
     kind = world.config.faults
     if kind in ("crashes", "disk-faults"):
         _every(world, 3 * SECOND, 8 * SECOND, lambda: _crash_one(world, 0.5))
@@ -37,16 +90,16 @@ def install(world: World) -> None:
         _every(world, 4 * SECOND, 8 * SECOND, lambda: _crash_one(world, 1.0))
 
 
-def _every(world: World, lo: int, hi: int, act: object) -> None:
+def _every(world: FaultTarget, lo: int, hi: int, act: Callable[[], None]) -> None:
     rng = world.fault_rng
     t = rng.randint(lo, hi)
     end = world.config.duration_us
     while t < end:
-        world.sim.schedule_at(t, act)  # type: ignore[arg-type]
+        world.sim.schedule_at(t, act)
         t += rng.randint(lo, hi)
 
 
-def _crash_one(world: World, leader_bias: float) -> None:
+def _crash_one(world: FaultTarget, leader_bias: float) -> None:
     rng = world.fault_rng
     up = world.up_nodes()
     if len(up) <= len(world.nodes) // 2:
@@ -62,7 +115,7 @@ def _crash_one(world: World, leader_bias: float) -> None:
     world.sim.schedule(rng.randint(1 * SECOND, 4 * SECOND), world.restart, name)
 
 
-def _partition_one(world: World) -> None:
+def _partition_one(world: FaultTarget) -> None:
     rng = world.fault_rng
     leader = world.leader()
     names = list(world.nodes)

@@ -31,8 +31,6 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import orjson
-
 from reference.clocks import LocalClock
 from reference.codec import (
     ClientReply,
@@ -41,15 +39,13 @@ from reference.codec import (
     LeaderCheckMsg,
     LeaderCheckReplyMsg,
     ProgressMsg,
-    cmd_from_wire,
-    cmd_to_wire,
     decode,
     encode,
 )
+from reference.leader_check import LeaderCheck
 from reference.messages import (
     Command,
     CommitMsg,
-    Entry,
     Kind,
     LeaseMsg,
     Message,
@@ -58,11 +54,13 @@ from reference.messages import (
     Phase2aMsg,
 )
 from reference.network import Network
+from reference.pump import Pump
 from reference.replica import (
     Apply,
     Broadcast,
     Effect,
     Persist,
+    Recorded,
     Replica,
     ReplicaConfig,
     Reply,
@@ -70,10 +68,20 @@ from reference.replica import (
     SetTimer,
     decode_write,
 )
+from reference.retransmit import catch_up, have, lease_resend, resend_uncommitted
 from reference.simulator import Simulator
 from reference.storage import DecodeError, Invalid
-from reference.trace import TraceWriter, args_to_json, log_digest
+from reference.trace import TraceWriter, log_digest
+from reference.trace_events import PostState
 from reference.wal import HEADER_SIZE, Disk, WriteAheadLog
+from reference.wal_records import (
+    WalRecordError,
+    applied_record,
+    ballot_record,
+    durable_from_wal,
+    granted_record,
+    log_record,
+)
 
 NodeState = Literal["up", "down", "quarantined"]
 
@@ -98,37 +106,6 @@ class NodeConfig:
             raise ValueError("node timings must be positive")
         if self.progress_every < 1:
             raise ValueError("progress_every must be >= 1")
-
-
-class WalRecordError(ValueError):
-    """A WAL record that verified but does not decode (a bug, or a forged record)."""
-
-
-def _wal_record(kind: str, *fields: Any) -> bytes:
-    return orjson.dumps([kind, *fields])
-
-
-def durable_from_wal(payloads: list[bytes]) -> tuple[int, dict[int, Entry], int, int]:
-    """Fold WAL records into (ballot, log, granted, applied); later records win."""
-    ballot = granted = applied = 0
-    log: dict[int, Entry] = {}
-    for i, p in enumerate(payloads):
-        try:
-            rec = orjson.loads(p)
-            kind = rec[0]
-            if kind == "b":
-                ballot = int(rec[1])
-            elif kind == "g":
-                granted = int(rec[1])
-            elif kind == "a":
-                applied = int(rec[1])
-            elif kind == "l":
-                log[int(rec[1])] = Entry(int(rec[2]), cmd_from_wire(rec[3]))
-            else:
-                raise WalRecordError(f"unknown WAL record kind {kind!r}")
-        except (orjson.JSONDecodeError, IndexError, TypeError, ValueError, CodecError) as exc:
-            raise WalRecordError(f"WAL record {i + 1}: {exc}") from exc
-    return ballot, log, granted, applied
 
 
 class ReplicaNode:
@@ -157,6 +134,7 @@ class ReplicaNode:
         self.disk = Disk()
         self.wal = WriteAheadLog(self.disk)
         self.replica = Replica(name, self.members, config)
+        self.pump = Pump(self.replica)
         self.state: NodeState = "up"
         self.epoch = 0
         self.quarantine_reason = ""
@@ -171,10 +149,7 @@ class ReplicaNode:
         self._last_progress: dict[str, tuple[int, int, int]] = {}
         self._last_committed = -1
         self._gap_reported_at = -1
-        self._last_heard_leader = -(1 << 62)
-        self._healthy_votes = 0
-        self._check_ballot = -1
-        self.leader_checks_vetoed = 0
+        self.leader_check = LeaderCheck()
         self.restarts = 0
         self.action_counts: Counter[str] = Counter()
         net.add_node(name, az, self._on_frame)
@@ -232,27 +207,27 @@ class ReplicaNode:
         if p.what == "log":
             assert p.slot is not None
             e = r.entry(p.slot)
-            self.wal.append(_wal_record("l", p.slot, e.bal, cmd_to_wire(e.cmd)))
+            self.wal.append(log_record(p.slot, e.bal, e.cmd))
         elif p.what == "ballot":
             if r.ballot == self._persisted_ballot:
                 return False
             self._persisted_ballot = r.ballot
-            self.wal.append(_wal_record("b", r.ballot))
+            self.wal.append(ballot_record(r.ballot))
         elif p.what == "granted":
             if r.granted == self._persisted_granted:
                 return False
             self._persisted_granted = r.granted
-            self.wal.append(_wal_record("g", r.granted))
+            self.wal.append(granted_record(r.granted))
         elif p.what == "applied":
             if r.applied == self._persisted_applied:
                 return False
             self._persisted_applied = r.applied
-            self.wal.append(_wal_record("a", r.applied))
+            self.wal.append(applied_record(r.applied))
         else:
             raise ValueError(f"unknown durable state {p.what!r}")
         return True
 
-    def _synced(self, epoch: int, events: list[tuple[str, dict[str, Any]]],
+    def _synced(self, epoch: int, events: list[Recorded],
                 outputs: list[Effect], clock: int, real: int, upto: int) -> None:
         if epoch != self.epoch:
             return  # crashed before the sync completed: the step never happened
@@ -260,7 +235,7 @@ class ReplicaNode:
         self.wal.sync(upto)
         self._complete(events, outputs, clock, real)
 
-    def _complete(self, events: list[tuple[str, dict[str, Any]]], outputs: list[Effect],
+    def _complete(self, events: list[Recorded], outputs: list[Effect],
                   clock: int, real: int) -> None:
         self._count_and_emit(events, clock, real)
         for e in outputs:
@@ -280,20 +255,19 @@ class ReplicaNode:
             elif isinstance(e, SetTimer):
                 self._at_local(e.at_local_us, self._timer, e.at_local_us)
 
-    def _count_and_emit(self, events: list[tuple[str, dict[str, Any]]], clock: int,
-                        real: int) -> None:
+    def _count_and_emit(self, events: list[Recorded], clock: int, real: int) -> None:
         trace = self.trace
         counts = self.action_counts
-        for action, _ in events:
-            counts[action] += 1
+        for ev in events:
+            counts[ev.action] += 1
         if not trace.wanted:
             trace.seq += len(events)
         else:
-            for action, args in events:
-                trace.emit(clock, real, "spec", action, args_to_json(args))
+            for ev in events:
+                trace.emit(clock, real, ev.action, ev.args, ev.post)
 
-    def _env(self, action: str, **args: Any) -> None:
-        self.trace.emit(self.now(), self.sim.now, "env", action, args)
+    def _env(self, action: str, post: PostState | None, **args: Any) -> None:
+        self.trace.emit(self.now(), self.sim.now, action, args, post)
 
     # --- inputs ------------------------------------------------------------------------
 
@@ -303,7 +277,7 @@ class ReplicaNode:
         if self.now() < at_local_us:  # a slow clock: not there yet
             self._at_local(at_local_us, self._timer, at_local_us)
             return
-        self._step(self.replica.pump(self.now()))
+        self._step(self.pump.pump(self.now()))
 
     def _tick(self, epoch: int) -> None:
         if epoch != self.epoch or self.state != "up":
@@ -313,9 +287,9 @@ class ReplicaNode:
         r = self.replica
         now = self.now()
         if r.role == "leader":
-            self._step(r.lease_resend(now))
+            self._step(lease_resend(r, now))
             if r.committed_upto == self._last_committed and r.committed_upto < r.proposed_upto:
-                self._step(r.resend_uncommitted(now))  # no commit progress for a whole tick
+                self._step(resend_uncommitted(r, now))  # no commit progress for a whole tick
             self._last_committed = r.committed_upto
         elif now >= self._election_deadline and r.members[self.name] == "storage":
             self._reset_election_deadline()
@@ -323,9 +297,9 @@ class ReplicaNode:
         owner = r.ballot_owner()
         if r.role != "leader" and owner is not None and owner != self.name \
                 and self._ticks % self.nc.progress_every == 0:
-            report = ProgressMsg(r.ballot, self.name, owner, r.have(), r.applied)
+            report = ProgressMsg(r.ballot, self.name, owner, have(r), r.applied)
             self.net.send(self.name, owner, encode(report))
-        self._step(r.pump(now))
+        self._step(self.pump.pump(now))
 
     def _on_frame(self, dst: str, src: str, payload: bytes) -> None:
         if self.state != "up":
@@ -344,13 +318,12 @@ class ReplicaNode:
             stalled = self._last_progress.get(m.src) == key
             self._last_progress[m.src] = key
             if stalled or m.urgent or m.bal < r.ballot:
-                self._step(r.catch_up(m.src, m.bal, m.have, m.applied))
+                self._step(catch_up(r, m.src, m.bal, m.have, m.applied))
         elif isinstance(m, LeaderCheckMsg):
             reply = LeaderCheckReplyMsg(m.bal, self.name, self._hears_leader(m.bal))
             self.net.send(self.name, m.src, encode(reply))
         elif isinstance(m, LeaderCheckReplyMsg):
-            if m.healthy and m.bal >= self._check_ballot:
-                self._healthy_votes += 1
+            self.leader_check.answer(m.bal, m.healthy)
         elif isinstance(m, ClientReply):
             return  # replicas do not issue client requests
         else:
@@ -358,18 +331,18 @@ class ReplicaNode:
 
     def _on_protocol(self, m: Message, now: int) -> None:
         r = self.replica
-        self._step(r.receive(m, now))
-        if r.has_gap and now - self._gap_reported_at >= self.nc.tick_us // 2:
+        self._step(self.pump.receive(m, now))
+        if self.pump.has_gap and now - self._gap_reported_at >= self.nc.tick_us // 2:
             owner = r.ballot_owner()
             if owner is not None and owner != self.name:
                 self._gap_reported_at = now
-                report = ProgressMsg(r.ballot, self.name, owner, r.have(), r.applied, True)
+                report = ProgressMsg(r.ballot, self.name, owner, have(r), r.applied, True)
                 self.net.send(self.name, owner, encode(report))
         if isinstance(m, Phase2aMsg | CommitMsg | LeaseMsg | Phase1aMsg) and m.bal == r.ballot \
                 and r.role != "leader":
             self._reset_election_deadline()
             if not isinstance(m, Phase1aMsg):
-                self._last_heard_leader = now
+                self.leader_check.heard_leader(now)
 
     # --- gray-failure check before an election (paper §6.2) ------------------------------
 
@@ -384,8 +357,7 @@ class ReplicaNode:
         if r.ballot_owner() in (None, self.name) or r.role == "candidate":
             self._step(r.phase1a(r.next_ballot(), self.now()))
             return
-        self._healthy_votes = 0
-        self._check_ballot = r.ballot
+        self.leader_check.start(r.ballot)
         for peer in self._peers:
             self.net.send(self.name, peer, encode(LeaderCheckMsg(r.ballot, self.name)))
         self.sim.schedule(self.nc.leader_check_us, self._leader_check_done, self.epoch)
@@ -394,10 +366,9 @@ class ReplicaNode:
         if epoch != self.epoch or self.state != "up":
             return
         r = self.replica
-        if r.role != "follower" or r.ballot != self._check_ballot:
+        if r.role != "follower" or r.ballot != self.leader_check.ballot:
             return  # something happened meanwhile (a new leader, a promise)
-        if self._healthy_votes:
-            self.leader_checks_vetoed += 1
+        if not self.leader_check.may_elect():
             return
         self._step(r.phase1a(r.next_ballot(), self.now()))
 
@@ -405,7 +376,7 @@ class ReplicaNode:
         r = self.replica
         if r.role == "leader":
             return r.ballot >= bal and r.holds_lease(self.now())
-        recent = self.now() - self._last_heard_leader < self.nc.election_timeout_us // 2
+        recent = self.leader_check.hears_leader(self.now(), self.nc.election_timeout_us)
         return r.ballot >= bal and recent
 
     def _on_request(self, client: str, m: ClientRequest, now: int) -> None:
@@ -426,7 +397,7 @@ class ReplicaNode:
         elif m.kind == "strong":
             self._step(r.strong_read(m.key, now, m.rid))
         else:
-            self._step(r.eventual_read(m.key, m.rid))
+            self._step(r.eventual_read(m.key, m.rid, now))
 
     # --- faults ------------------------------------------------------------------------
 
@@ -435,6 +406,7 @@ class ReplicaNode:
         if self.state != "up":
             return
         self.replica.crash()
+        self.pump = Pump(self.replica)  # held 2a messages are volatile
         # The Crash step happens now; steps still waiting for their sync are lost with it.
         events, self.replica.events = self.replica.events, []
         self._count_and_emit(events, self.now(), self.sim.now)
@@ -486,16 +458,17 @@ class ReplicaNode:
             self.state = "quarantined"
             self.quarantine_reason = f"WAL {result.kind} at byte {result.stop_offset}: " \
                                      f"{result.reason}"
-            self._env("Quarantine", reason=self.quarantine_reason)
+            self._env("Quarantine", None, reason=self.quarantine_reason)
             return
         try:
             durable = durable_from_wal([rec.payload for rec in result.records])
         except WalRecordError as exc:
             self.state = "quarantined"
             self.quarantine_reason = str(exc)
-            self._env("Quarantine", reason=self.quarantine_reason)
+            self._env("Quarantine", None, reason=self.quarantine_reason)
             return
         self.replica = Replica.restore(self.name, self.members, self.config, durable)
+        self.pump = Pump(self.replica)
         ballot, log, granted, applied = durable
         self._persisted_ballot, self._persisted_granted = ballot, granted
         self._persisted_applied = applied
@@ -504,11 +477,12 @@ class ReplicaNode:
         digest = log_digest((slot, e.bal, e.cmd.request_id if isinstance(e.cmd, Command) else "",
                              e.cmd.op if isinstance(e.cmd, Command) else b"")
                             for slot, e in sorted(log.items()))
-        self._env("Restart", ballot=ballot, granted=granted, applied=applied,
+        post = PostState(ballot, "follower", self.replica.top, applied, False)
+        self._env("Restart", post, ballot=ballot, granted=granted, applied=applied,
                   log=max(log, default=0), wal=result.kind, truncated=result.truncated_bytes,
                   digest=digest)
         self._reset_election_deadline()
         self._schedule_tick()
 
 
-__all__ = ["NodeConfig", "ReplicaNode", "durable_from_wal"]
+__all__ = ["NodeConfig", "ReplicaNode"]

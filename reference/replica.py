@@ -29,8 +29,9 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass, field
-from typing import Any, TypeAlias
+from typing import Any, NamedTuple, TypeAlias
 
+from reference.actions import spec_action
 from reference.messages import (
     EMPTY,
     Cmd,
@@ -63,6 +64,7 @@ from reference.storage import (
     WriteOp,
     decode_op,
 )
+from reference.trace_events import PostState
 
 # --- effects -----------------------------------------------------------------------
 
@@ -164,9 +166,16 @@ class _Volatile:
     promises: dict[str, Phase1bMsg] = field(default_factory=dict)
     lease_grants: dict[int, set[str]] = field(default_factory=dict)
     known_commits: set[tuple[int, int]] = field(default_factory=set)
-    early: dict[int, Phase2aMsg] = field(default_factory=dict)
     proposal_rids: set[str] = field(default_factory=set)
     """Request ids in ``proposals``: a retried write already proposed is not proposed again."""
+
+
+class Recorded(NamedTuple):
+    """One step a handler took: the spec action, its arguments, the state after it."""
+
+    action: str
+    args: dict[str, Any]
+    post: PostState
 
 
 class Replica:
@@ -193,11 +202,15 @@ class Replica:
         self.log: dict[int, Entry] = {}
         self.granted = 0
         self.applied = 0
+        self.top = 0
+        """Highest slot holding an entry (the log has no holes below it)."""
         self.store = StorageEngine(schema)
         # Outcome per applied request id: the at-most-once table, part of the applied state.
         self.results: dict[str, Result] = {}
         self._v = _Volatile()
-        self.events: list[tuple[str, dict[str, Any]]] = []
+        self._now = 0
+        """The latest local time a handler was given: the post-state's lease is judged at it."""
+        self.events: list[Recorded] = []
 
     # --- views of state, named as in the spec --------------------------------------
 
@@ -231,6 +244,11 @@ class Replica:
     def proposed_upto(self) -> int:
         return self._v.proposed_upto
 
+    @property
+    def votes(self) -> dict[int, set[str]]:
+        """Leader: slot -> replicas whose 2b vote for it (in this ballot) has arrived."""
+        return self._v.votes
+
     def entry(self, s: int) -> Entry:
         return self.log.get(s, EMPTY)
 
@@ -253,6 +271,14 @@ class Replica:
             and self.is_quorum(group)
             and all(not self.is_quorum(group - {a}) for a in group)
         )
+
+    def ballot_owner(self, b: int | None = None) -> str | None:
+        """The replica that may lead ballot ``b`` (default: the current one); see next_ballot."""
+        b = self.ballot if b is None else b
+        if b <= 0:
+            return None
+        ids = sorted(self.members)
+        return ids[b % len(ids)]
 
     def next_ballot(self) -> int:
         """The least ballot above ``ballot`` that belongs to this replica.
@@ -295,21 +321,28 @@ class Replica:
     # --- helpers ---------------------------------------------------------------------
 
     def _record(self, action: str, **args: Any) -> None:
-        self.events.append((action, args))
+        """Record a step once its handler has made all its changes (the post-state)."""
+        post = PostState(self.ballot, self._v.role, self.top, self.applied,
+                         self._v.role == "leader" and self.holds_lease(self._now))
+        self.events.append(Recorded(action, args, post))
+
+    def _write_log(self, s: int, e: Entry) -> None:
+        self.log[s] = e
+        if s > self.top:
+            self.top = s
 
     def _step_down(self) -> None:
         # Spec StepDown: all leadership (and candidacy) knowledge is volatile and
-        # tied to the ballot being left, so drop it; commits learned and 2a messages
-        # held for later stay useful (stale ones are filtered when used).
-        self._v = _Volatile(known_commits=self._v.known_commits, early=self._v.early)
+        # tied to the ballot being left, so drop it; commits learned stay useful
+        # (stale ones are filtered when used).
+        self._v = _Volatile(known_commits=self._v.known_commits)
 
     def _own_log(self) -> tuple[Entry, ...]:
-        top = max(self.log, default=0)
-        return tuple(self.entry(s) for s in range(1, top + 1))
+        return tuple(self.entry(s) for s in range(1, self.top + 1))
 
     def _propose(self, b: int, s: int, c: Cmd) -> list[Effect]:
         # Spec Proposal: persist the entry (the leader's own 2b vote) and send 2a.
-        self.log[s] = Entry(b, c)
+        self._write_log(s, Entry(b, c))
         self._v.proposed_upto = s
         self._v.votes[s] = {self.node_id}
         return [Persist("log", s), Broadcast(Phase2aMsg(b, s, c, self.node_id))]
@@ -340,9 +373,10 @@ class Replica:
 
     # --- protocol actions --------------------------------------------------------------
 
+    @spec_action
     def phase1a(self, b: int, now_us: int) -> list[Effect]:
         """Start an election with ballot ``b``, which the caller must own (``next_ballot``)."""
-        del now_us  # elections do not depend on time; kept for a uniform driver interface
+        self._now = now_us
         if self.members[self.node_id] != "storage" or self._v.role == "leader":
             return []
         if b <= self.ballot:
@@ -353,13 +387,14 @@ class Replica:
         self._record("Phase1a", r=self.node_id, b=b)
         return [Persist("ballot"), Broadcast(Phase1aMsg(b, self.node_id))]
 
+    @spec_action
     def phase1b(self, m: Phase1aMsg) -> list[Effect]:
         if m.src == self.node_id or not self.is_member() or m.bal <= self.ballot:
             return []
         self.ballot = m.bal
         self._step_down()
-        self._record("Phase1b", a=self.node_id, m=m)
         reply = Phase1bMsg(m.bal, self.node_id, m.src, self._own_log(), self.granted)
+        self._record("Phase1b", a=self.node_id, m=m)
         return [Persist("ballot"), Send(m.src, reply)]
 
     def receive_promise(self, m: Phase1bMsg) -> None:
@@ -378,7 +413,9 @@ class Replica:
                 group.add(a)
         return group if self.is_minimal_quorum(group) else None
 
+    @spec_action
     def become_leader(self, b: int, quorum: set[str], now_us: int) -> list[Effect]:
+        self._now = now_us
         v = self._v
         if v.role != "candidate" or self.ballot != b:
             return []
@@ -405,7 +442,9 @@ class Replica:
             effects.append(SetTimer("wait_over", wait_until))
         return effects
 
+    @spec_action
     def client_write(self, cmd: Command, now_us: int) -> list[Effect]:
+        self._now = now_us
         v = self._v
         if v.role != "leader":
             return [Reply(cmd.request_id, NotLeader())]
@@ -422,18 +461,22 @@ class Replica:
         b, s = self.ballot, len(v.proposals) + 1
         v.proposals.append(cmd)
         v.proposal_rids.add(cmd.request_id)
+        effects = self._propose(b, s, cmd)
         self._record("ClientWrite", r=self.node_id, c=cmd, s=s)
-        return self._propose(b, s, cmd)
+        return effects
 
+    @spec_action
     def phase2a(self, b: int, s: int) -> list[Effect]:
         v = self._v
         if v.role != "leader" or self.ballot != b:
             return []
         if not 1 <= s <= v.read_barrier or v.proposed_upto != s - 1:
             return []
+        effects = self._propose(b, s, v.proposals[s - 1])
         self._record("Phase2a", r=self.node_id, b=b, s=s, c=v.proposals[s - 1])
-        return self._propose(b, s, v.proposals[s - 1])
+        return effects
 
+    @spec_action
     def phase2b(self, m: Phase2aMsg) -> list[Effect]:
         if m.src == self.node_id or not self.is_member() or m.bal < self.ballot or m.slot < 1:
             return []
@@ -443,57 +486,11 @@ class Replica:
         if m.bal > self.ballot:
             self._step_down()
         self.ballot = m.bal
-        self.log[m.slot] = Entry(m.bal, m.cmd)
+        self._write_log(m.slot, Entry(m.bal, m.cmd))
         self._record("Phase2b", a=self.node_id, m=m)
         vote = Phase2bMsg(m.bal, m.slot, m.cmd, self.node_id)
         # Only the ballot's leader counts 2b votes (Votes2b), so send it there alone.
         return [Persist("ballot"), Persist("log", m.slot), Send(m.src, vote)]
-
-    EARLY_LIMIT = 1024
-    PIPELINE = 128
-
-    @property
-    def has_gap(self) -> bool:
-        """A 2a arrived ahead of a slot this replica lacks (see _accept_in_order)."""
-        return bool(self._v.early)
-
-    def resend_uncommitted(self, now_us: int, window: int = 64) -> list[Effect]:
-        """Leader: re-broadcast the 2a messages of the oldest slots still short of a quorum.
-
-        Slots that only wait for the new-leader wait (or for an earlier slot) are not
-        re-sent: more votes would not commit them sooner.
-        """
-        v = self._v
-        if v.role != "leader" or now_us < v.wait_until:
-            return []
-        b = self.ballot
-        top = min(v.proposed_upto, v.committed_upto + window)
-        return [Broadcast(Phase2aMsg(b, s, self.log[s].cmd, self.node_id))
-                for s in range(v.committed_upto + 1, top + 1)
-                if not self.is_quorum(v.votes.get(s, {self.node_id}))]
-
-    def _accept_in_order(self, m: Phase2aMsg) -> list[Effect]:
-        """Phase2b on ``m`` and on any buffered 2a messages it makes acceptable.
-
-        The network reorders, and the no-holes rule rejects slot s of ballot b before
-        slot s-1 of b, so a 2a that arrives early is held (in volatile memory; the spec
-        keeps every message in ``msgs``, so handling it later is a step it allows).
-        """
-        v = self._v
-        if m.slot > 1 and self.entry(m.slot - 1).bal != m.bal and m.bal >= self.ballot:
-            if len(v.early) < self.EARLY_LIMIT:
-                v.early[m.slot] = m
-            return []
-        effects = self.phase2b(m)
-        v = self._v  # phase2b may have stepped down, replacing the volatile state
-        nxt = v.early.pop(m.slot + 1, None) if effects else None
-        while nxt is not None and nxt.bal == m.bal:
-            step = self.phase2b(nxt)
-            effects += step
-            nxt = v.early.pop(nxt.slot + 1, None) if step else None
-        if v.early and min(v.early) <= m.slot:
-            v.early = {s: e for s, e in v.early.items() if s > m.slot and e.bal >= self.ballot}
-        return effects
 
     def receive_vote(self, m: Phase2bMsg) -> None:
         v = self._v
@@ -501,7 +498,9 @@ class Replica:
         if v.role == "leader" and m.bal == self.ballot and pending:
             v.votes.setdefault(m.slot, {self.node_id}).add(m.src)
 
+    @spec_action
     def commit(self, b: int, s: int, now_us: int) -> list[Effect]:
+        self._now = now_us
         v = self._v
         if v.role != "leader" or self.ballot != b or now_us < v.wait_until:
             return []
@@ -519,6 +518,7 @@ class Replica:
         if m.slot > self.applied:  # knowledge of applied slots is no longer needed
             self._v.known_commits.add((m.bal, m.slot))
 
+    @spec_action
     def apply(self) -> list[Effect]:
         v = self._v
         if self.members[self.node_id] != "storage":
@@ -549,7 +549,9 @@ class Replica:
             # Deterministic on every replica, so a malformed write is just a failed write.
             return Invalid(f"undecodable operation: {exc}")
 
+    @spec_action
     def lease_renew(self, now_us: int) -> list[Effect]:
+        self._now = now_us
         v = self._v
         if v.role != "leader" or self.config.lease_dur_us <= self.wait_left(now_us):
             return []
@@ -569,6 +571,7 @@ class Replica:
             SetTimer("lease_renew", now_us + dur - self.config.renew_ahead_us),
         ]
 
+    @spec_action
     def lease_grant(self, m: LeaseMsg) -> list[Effect]:
         if m.src == self.node_id or not self.is_member() or m.bal < self.ballot:
             return []
@@ -587,7 +590,9 @@ class Replica:
             if grantors is not None:  # only requests this leadership made
                 grantors.add(m.src)
 
+    @spec_action
     def strong_read(self, key: Key, now_us: int, request_id: str = "") -> list[Effect]:
+        self._now = now_us
         v = self._v
         if v.role != "leader":
             return [Reply(request_id, NotLeader())]
@@ -599,13 +604,18 @@ class Replica:
         self._record("StrongRead", r=self.node_id, k=key)
         return [Reply(request_id, ReadResult(item))]
 
-    def eventual_read(self, key: Key, request_id: str = "") -> list[Effect]:
+    @spec_action
+    def eventual_read(self, key: Key, request_id: str = "",
+                      now_us: int | None = None) -> list[Effect]:
+        if now_us is not None:
+            self._now = now_us
         if self.members[self.node_id] != "storage":
             return [Reply(request_id, NotStorage())]
         item = self.store.get(key)
         self._record("EventualRead", r=self.node_id, k=key)
         return [Reply(request_id, ReadResult(item))]
 
+    @spec_action
     def crash(self) -> list[Effect]:
         """Lose volatile state; ballot, log, granted and the applied B-tree survive."""
         self._v = _Volatile()
@@ -613,62 +623,6 @@ class Replica:
         if self.is_member():
             self._record("Crash", r=self.node_id)
         return []
-
-    # --- retransmission (re-sends messages the spec already has in msgs) ---------------
-
-    def ballot_owner(self, b: int | None = None) -> str | None:
-        """The replica that may lead ballot ``b`` (default: the current one); see next_ballot."""
-        b = self.ballot if b is None else b
-        if b <= 0:
-            return None
-        ids = sorted(self.members)
-        return ids[b % len(ids)]
-
-    def have(self) -> int:
-        """Highest slot holding an entry of the current ballot (0 if none).
-
-        By the no-holes rule of phase2b every lower slot holds one too, so this is
-        how far this replica's log agrees with the ballot's leader.
-        """
-        b = self.ballot
-        for s in sorted(self.log, reverse=True):
-            if self.log[s].bal == b:
-                return s
-        return 0
-
-    def catch_up(self, src: str, bal: int, have: int, applied: int,
-                 window: int = 256) -> list[Effect]:
-        """Leader: re-send the 2a and commit messages a lagging follower lacks.
-
-        ``have``/``applied`` are the follower's report. A follower in an older ballot
-        shares no entry of ours, so it gets the ballot's 2a messages from slot 1.
-        """
-        v = self._v
-        if v.role != "leader" or src == self.node_id or bal > self.ballot:
-            return []
-        b = self.ballot
-        start = have + 1 if bal == b else 1
-        effects: list[Effect] = [
-            Send(src, Phase2aMsg(b, s, self.log[s].cmd, self.node_id))
-            for s in range(start, min(v.proposed_upto, start + window - 1) + 1)
-        ]
-        effects += [
-            Send(src, CommitMsg(b, s, self.node_id))
-            for s in range(applied + 1, min(v.committed_upto, applied + window) + 1)
-        ]
-        return effects
-
-    def lease_resend(self, now_us: int) -> list[Effect]:
-        """Leader: re-broadcast a lease request that has not yet reached a quorum."""
-        v = self._v
-        if v.role != "leader":
-            return []
-        dur = self.config.lease_dur_us
-        return [
-            Broadcast(LeaseMsg(self.ballot, t, self.node_id))
-            for t, g in sorted(v.lease_grants.items())
-            if t + dur > now_us and not self.is_quorum(g)
-        ]
 
     @classmethod
     def restore(
@@ -687,7 +641,9 @@ class Replica:
         """
         ballot, log, granted, applied = durable
         r = cls(node_id, members, config, schema=schema)
-        r.ballot, r.log, r.granted = ballot, dict(log), granted
+        r.ballot, r.granted = ballot, granted
+        for s, e in log.items():
+            r._write_log(s, e)
         for s in range(1, applied + 1):
             cmd = r.entry(s).cmd
             if isinstance(cmd, Command) and cmd.request_id not in r.results:
@@ -695,46 +651,7 @@ class Replica:
         r.applied = applied
         return r
 
-    # --- driver conveniences -------------------------------------------------------------
-
-    def receive(self, m: Message, now_us: int) -> list[Effect]:
-        """Deliver one message, then take every local step it enables (``pump``)."""
-        effects: list[Effect] = []
-        if isinstance(m, Phase1aMsg):
-            effects += self.phase1b(m)
-        elif isinstance(m, Phase1bMsg):
-            self.receive_promise(m)
-        elif isinstance(m, Phase2aMsg):
-            effects += self._accept_in_order(m)
-        elif isinstance(m, Phase2bMsg):
-            self.receive_vote(m)
-        elif isinstance(m, CommitMsg):
-            self.receive_commit(m)
-        elif isinstance(m, LeaseMsg):
-            effects += self.lease_grant(m)
-        else:
-            self.receive_lease_ack(m)
-        return effects + self.pump(now_us)
-
-    def pump(self, now_us: int) -> list[Effect]:
-        """Take every enabled local action (election, re-proposal, commit, apply, lease)."""
-        v = self._v
-        effects: list[Effect] = []
-        if v.role == "candidate":
-            quorum = self.first_quorum()
-            if quorum is not None:
-                effects += self.become_leader(self.ballot, quorum, now_us)
-        # Re-propose recovered slots with a bounded number uncommitted, so a long log
-        # does not flood followers (the spec lets Phase2a wait).
-        while (v.role == "leader" and v.proposed_upto < v.read_barrier
-               and v.proposed_upto - v.committed_upto < self.PIPELINE):
-            effects += self.phase2a(self.ballot, v.proposed_upto + 1)
-        while step := self.commit(self.ballot, self._v.committed_upto + 1, now_us):
-            effects += step
-        while step := self.apply():
-            effects += step
-        effects += self.lease_renew(now_us)
-        return effects
+    # --- durable state ------------------------------------------------------------------
 
     def durable_state(self) -> tuple[int, dict[int, Entry], int, int]:
         return self.ballot, dict(self.log), self.granted, self.applied

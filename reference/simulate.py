@@ -23,6 +23,7 @@ from typing import IO, Any
 import orjson
 
 from reference.cluster import SimConfig, World
+from reference.replica import ReplicaConfig
 from reference.summary import summarize
 from reference.trace import FORMAT_VERSION
 
@@ -45,10 +46,14 @@ class SimulationResult:
 def run_simulation(cfg: SimConfig, out_dir: Path | None,
                    availability_interval_us: int | None = None,
                    progress: Callable[[int, int], None] | None = None,
-                   script: Callable[[World], None] | None = None) -> SimulationResult:
+                   script: Callable[[World], None] | None = None, *,
+                   check_config: Callable[[ReplicaConfig], None] | None = None,
+                   ) -> SimulationResult:
     """Run ``cfg``; with ``out_dir``, write the files listed in the module docstring.
 
     ``script(world)`` may schedule extra faults before the run starts (tests do).
+    ``check_config`` is passed to ``World``: it may refuse the replicas' configuration
+    by raising before the run starts.
     """
     with ExitStack() as stack:
         sinks: dict[str, IO[bytes]] | None = None
@@ -60,7 +65,7 @@ def run_simulation(cfg: SimConfig, out_dir: Path | None,
                 sinks[name] = stack.enter_context(
                     (out_dir / f"trace-{name}.jsonl").open("wb", buffering=1 << 20))
         started = time.perf_counter()
-        world = World(cfg, sinks)
+        world = World(cfg, sinks, check_config=check_config)
         if script is not None:
             script(world)
         world.run(progress)

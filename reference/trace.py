@@ -1,12 +1,11 @@
 """Per-node trace files: one JSON line per event (format: traces/FORMAT.md).
 
-A line is ``{"v", "node", "replica", "seq", "clock", "real", "kind", "action", "args"}``:
-``seq`` counts the node's events from 1, ``clock`` is the node's local clock and
-``real`` the simulator's real time (both microseconds; ``real`` is what a
-production log would not have). ``kind`` is ``"spec"`` for a step of an action of
-specs/Replication.tla, named as there with the spec's parameter names in
-``args``, and ``"env"`` for what the environment did to the node (restart, WAL
-recovery, quarantine).
+The writer turns a step the replica recorded (the action's name and its
+arguments as the replica's own values) into the typed event of
+reference/trace_events.py, converting each argument by the type the catalogue
+declares for it, and writes it with msgspec, so the line's fields are exactly
+the struct's, in its order. A listener (the live invariant monitor) gets the
+same typed event.
 """
 
 from __future__ import annotations
@@ -15,62 +14,111 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import IO, Any
 
 import google_crc32c
+import msgspec
 import orjson
 
-from reference.codec import cmd_to_json, msg_to_json
-from reference.messages import Command, NoOp
-from reference.storage import Key, key_to_json
+from reference.actions import ACTIONS
+from reference.messages import Command
+from reference.storage import key_to_json
+from reference.trace_events import (
+    ARGS_TYPES,
+    EVENT_TYPES,
+    FORMAT_VERSION,
+    MESSAGE_TYPES,
+    Cmd,
+    PostState,
+)
 
-FORMAT_VERSION = 1
-
-
-
-def _arg_to_json(x: Any) -> Any:
-    if isinstance(x, int | str) or x is None:
-        return x
-    if isinstance(x, frozenset | set):
-        return sorted(x)
-    if isinstance(x, Command | NoOp):
-        return cmd_to_json(x)
-    if isinstance(x, Key):
-        return key_to_json(x)
-    return msg_to_json(x)
+Listener = Callable[[Any], None]
 
 
-def args_to_json(args: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: _arg_to_json(v) for k, v in args.items()}
+def _cmd(c: Any) -> Cmd | None:
+    if isinstance(c, Command):
+        return Cmd(c.request_id, msgspec.Raw(c.op))
+    return None
+
+
+def _key(k: Any) -> msgspec.Raw:
+    return msgspec.Raw(orjson.dumps(key_to_json(k), option=orjson.OPT_SORT_KEYS))
+
+
+def _same(x: Any) -> Any:
+    return x
+
+
+def _message(mtype: str) -> Callable[[Any], Any]:
+    struct = MESSAGE_TYPES[mtype]
+    fields = struct.__struct_fields__
+
+    def convert(m: Any) -> Any:
+        return struct(**{f: (_cmd(getattr(m, f)) if f == "cmd" else getattr(m, f))
+                         for f in fields})
+    return convert
+
+
+_CONVERT: dict[str, Callable[[Any], Any]] = {
+    "quorum": lambda q: tuple(sorted(q)),
+    "cmd": _cmd,
+    "write": _cmd,
+    "key": _key,
+}
+
+
+def _converter(ptype: str) -> Callable[[Any], Any]:
+    if ptype.startswith("msg:"):
+        return _message(ptype[4:])
+    return _CONVERT.get(ptype, _same)
+
+
+# Per action: its args struct and one (name, converter) per parameter, from the catalogue.
+_ARG_PLAN: dict[str, tuple[Any, tuple[tuple[str, Callable[[Any], Any]], ...]]] = {
+    name: (ARGS_TYPES[name], tuple((p.name, _converter(p.type)) for p in ACTIONS[name].params))
+    for name in ARGS_TYPES
+}
+
+
+def make_args(action: str, args: Mapping[str, Any]) -> Any:
+    """The typed ``args`` of ``action`` from the replica's own values."""
+    struct, plan = _ARG_PLAN[action]
+    return struct(**{name: conv(args[name]) for name, conv in plan})
 
 
 class TraceWriter:
     """Numbers and writes one node's events; ``sink`` None keeps only the count."""
 
-    __slots__ = ("_dumps_opt", "listener", "node", "replica", "seq", "sink")
+    __slots__ = ("_encoder", "listener", "node", "replica", "seq", "sink")
 
     def __init__(self, node: str, replica: str, sink: IO[bytes] | None,
-                 listener: Callable[[dict[str, Any]], None] | None = None) -> None:
+                 listener: Listener | None = None) -> None:
         self.node = node
         self.replica = replica
         self.sink = sink
         self.listener = listener
-        """Called with every line as a dict (e.g. a live invariant monitor)."""
+        """Called with every event as a typed struct (e.g. a live invariant monitor)."""
         self.seq = 0
-        self._dumps_opt = orjson.OPT_APPEND_NEWLINE
+        self._encoder = msgspec.json.Encoder()
 
     @property
     def wanted(self) -> bool:
         """Whether lines are looked at, so worth building."""
         return self.sink is not None or self.listener is not None
 
-    def emit(self, clock: int, real: int, kind: str, action: str, args: dict[str, Any]) -> None:
+    def emit(self, clock: int, real: int | None, action: str, args: Mapping[str, Any],
+             post: PostState | None = None) -> None:
         self.seq += 1
         if self.sink is None and self.listener is None:
             return
-        line = {"v": FORMAT_VERSION, "node": self.node, "replica": self.replica, "seq": self.seq,
-                "clock": clock, "real": real, "kind": kind, "action": action, "args": args}
+        spec = ACTIONS[action]
+        fields: dict[str, Any] = {"v": FORMAT_VERSION, "node": self.node, "replica": self.replica,
+                                  "seq": self.seq, "clock": clock, "real": real,
+                                  "kind": spec.kind, "args": make_args(action, args)}
+        if spec.post:
+            fields["post"] = post
+        event = EVENT_TYPES[action](**fields)
         if self.sink is not None:
-            self.sink.write(orjson.dumps(line, option=self._dumps_opt))
+            self.sink.write(self._encoder.encode(event) + b"\n")
         if self.listener is not None:
-            self.listener(line)
+            self.listener(event)
 
 
 def log_digest(entries: Iterable[tuple[int, int, str, bytes]]) -> str:
@@ -84,3 +132,6 @@ def log_digest(entries: Iterable[tuple[int, int, str, bytes]]) -> str:
     for s, b, rid, op in entries:
         crc = google_crc32c.extend(crc, f"{s}:{b}:{rid}:".encode() + op + b"\n")
     return f"{crc:08x}"
+
+
+__all__ = ["FORMAT_VERSION", "Listener", "TraceWriter", "log_digest", "make_args"]

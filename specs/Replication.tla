@@ -174,15 +174,19 @@ Age(m, adv) ==
 \* offset - old offset >= 0 units, whatever keeps it within the window: it
 \* may jump ahead, but it never runs backwards (the offset falls by at most
 \* one unit per unit of real time).
+\* Clocks end at offsets off, each having advanced by adv[r]: waits and lease
+\* messages count down, and expired lease messages are dropped.
+ClocksAdvance(off, adv) ==
+    /\ offset' = off
+    /\ waitLeft' = [r \in Replicas |-> Sub0(waitLeft[r], adv[r])]
+    /\ msgs' = {m \in {Age(m, adv) : m \in msgs} : ~IsLeaseMsg(m) \/ m.left > 0}
+    /\ UNCHANGED <<config, downLinks, durableVars, role, proposals, readBarrier, ghostVars>>
+
 Tick ==
     \E off \in [Replicas -> 0..MaxDrift] :
         LET adv == [r \in Replicas |-> 1 + off[r] - offset[r]] IN
         /\ \A r \in Replicas : adv[r] >= 0
-        /\ offset' = off
-        /\ waitLeft' = [r \in Replicas |-> Sub0(waitLeft[r], adv[r])]
-        /\ msgs' = {m \in {Age(m, adv) : m \in msgs} : ~IsLeaseMsg(m) \/ m.left > 0}
-        /\ UNCHANGED <<config, downLinks, durableVars, role, proposals, readBarrier,
-                       ghostVars>>
+        /\ ClocksAdvance(off, adv)
 
 -----------------------------------------------------------------------------
 (* Leases *)
@@ -213,15 +217,18 @@ NewLeaderWait == LeaseDur + LeaseMargin
 (* step-down ends the leadership, and ballots are never led twice, so old *)
 (* grants never revive a lease.                                           *)
 (***************************************************************************)
-LeaseGrantors(r, x) ==
-    {r} \cup {m.from : m \in {m \in msgs : m.type = "leaseAck" /\ m.bal = ballot[r]
-                                         /\ m.left = x /\ m.to = r /\ LinkUp(m.from, r)}}
+\* The grants of r's lease requests in its current ballot.
+LeaseAcks(r) == {m \in msgs : m.type = "leaseAck" /\ m.bal = ballot[r] /\ m.to = r}
+
+\* Who granted r's request with x left, among the grants acks (scanning msgs once).
+GrantorsIn(acks, r, x) == {r} \cup {m.from : m \in {m \in acks : m.left = x /\ LinkUp(m.from, r)}}
+
+LeaseGrantors(r, x) == GrantorsIn(LeaseAcks(r), r, x)
 
 \* Local time left on r's lease (0: it holds none).
 LeaseLeft(r) ==
-    LET lefts == {m.left : m \in {m \in msgs : m.type = "leaseAck" /\ m.bal = ballot[r]
-                                             /\ m.to = r}}
-        held  == {x \in lefts : IsQuorum(LeaseGrantors(r, x))}
+    LET acks  == LeaseAcks(r)
+        held  == {x \in {m.left : m \in acks} : IsQuorum(GrantorsIn(acks, r, x))}
     IN IF role[r] = "leader" /\ held # {} THEN Max(held) ELSE 0
 
 HoldsLease(r) ==
@@ -538,22 +545,36 @@ Crash(r) ==
 
 -----------------------------------------------------------------------------
 
-\* StrongRead and EventualRead change no state, so Next leaves them out; the
-\* invariants check every value they could return in every state.
-ProtocolNext ==
-    \/ \E r \in Replicas, b \in Ballots : Phase1a(r, b)
-    \/ \E r \in Replicas, m \in msgs : Phase1b(r, m)
-    \/ \E r \in Replicas, b \in Ballots, Q \in SUBSET Replicas : BecomeLeader(r, b, Q)
-    \/ \E r \in Replicas, c \in Cmds : ClientWrite(r, c)
-    \/ \E r \in Replicas, b \in Ballots, s \in Slots : Phase2a(r, b, s)
-    \/ \E r \in Replicas, m \in msgs : Phase2b(r, m)
-    \/ \E r \in Replicas, b \in Ballots, s \in Slots : Commit(r, b, s)
-    \/ \E r \in Replicas : Apply(r)
-    \/ \E r \in Replicas : LeaseRenew(r)
-    \/ \E r \in Replicas, m \in msgs : LeaseGrant(r, m)
+(***************************************************************************)
+(* The next-state relation.  Every disjunct is a named operator, so TLC    *)
+(* names each step of a counterexample itself (etcd's etcdraft.tla does   *)
+(* the same): a disjunct whose quantifiers range over constant sets is    *)
+(* split by TLC down to the action, which names the step (Phase1a, ...);  *)
+(* one that quantifies over msgs is named after its Next<Action> operator.*)
+(* conformance/ maps both to the action of reference/actions.py.          *)
+(*                                                                         *)
+(* StrongRead and EventualRead change no state, so Next leaves them out;  *)
+(* the invariants check every value they could return in every state.    *)
+(***************************************************************************)
+NextPhase1a      == \E r \in Replicas, b \in Ballots : Phase1a(r, b)
+NextPhase1b      == \E a \in Replicas : \E m \in msgs : Phase1b(a, m)
+NextBecomeLeader == \E r \in Replicas, b \in Ballots, Q \in SUBSET Replicas :
+                        BecomeLeader(r, b, Q)
+NextClientWrite  == \E r \in Replicas, c \in Cmds : ClientWrite(r, c)
+NextPhase2a      == \E r \in Replicas, b \in Ballots, s \in Slots : Phase2a(r, b, s)
+NextPhase2b      == \E a \in Replicas : \E m \in msgs : Phase2b(a, m)
+NextCommit       == \E r \in Replicas, b \in Ballots, s \in Slots : Commit(r, b, s)
+NextApply        == \E r \in Replicas : Apply(r)
+NextLeaseRenew   == \E r \in Replicas : LeaseRenew(r)
+NextLeaseGrant   == \E a \in Replicas : \E m \in msgs : LeaseGrant(a, m)
+NextCrash        == \E r \in Replicas : Crash(r)
 
-FaultNext ==
-    \/ \E r \in Replicas : Crash(r)
+ProtocolNext ==
+    \/ NextPhase1a \/ NextPhase1b \/ NextBecomeLeader \/ NextClientWrite
+    \/ NextPhase2a \/ NextPhase2b \/ NextCommit \/ NextApply
+    \/ NextLeaseRenew \/ NextLeaseGrant
+
+FaultNext == NextCrash
 
 Next == ProtocolNext \/ FaultNext \/ Tick
 
@@ -620,23 +641,28 @@ ChosenTriples ==
                                   v[1] = t[1] /\ v[2] = t[2] /\ v[3] = t[3]}})}
 
 \* <<s, c>>: command c is chosen at slot s.
-ChosenPairs == {<<t[2], t[3]>> : t \in ChosenTriples}
+PairsOf(triples) == {<<t[2], t[3]>> : t \in triples}
+ChosenPairs == PairsOf(ChosenTriples)
 
+(* Each property below is written over the chosen set it reads (an *In    *)
+(* operator) and then named over ChosenTriples or ChosenPairs, so that    *)
+(* trace validation can compute the chosen set once per state for all.   *)
 
 \* No slot has two chosen values.
-Agreement == \A p, q \in ChosenPairs : p[1] = q[1] => p[2] = q[2]
+AgreementIn(pairs) == \A p, q \in pairs : p[1] = q[1] => p[2] = q[2]
+Agreement == AgreementIn(ChosenPairs)
 
 \* An acknowledged write is chosen, is in a quorum's durable logs now (so no
 \* crash has lost it), and is proposed by every leader of a ballot at least
 \* the one it was chosen in (every later leader).
-Durability ==
-    LET chosen == ChosenTriples IN
+DurabilityIn(chosen) ==
     \A c \in acked :
         /\ \E t \in chosen : t[3] = c
         /\ \E s \in Slots : IsQuorum({a \in Replicas : log[a][s].cmd = c /\ log[a][s].bal > 0})
         /\ \A r \in Replicas :
               (role[r] = "leader" /\ \E t \in chosen : t[3] = c /\ t[1] <= ballot[r])
                   => c \in Range(proposals[r])
+Durability == DurabilityIn(ChosenTriples)
 
 IsPrefix(p, q) == Len(p) <= Len(q) /\ p = SubSeq(q, 1, Len(p))
 
@@ -644,10 +670,10 @@ IsPrefix(p, q) == Len(p) <= Len(q) /\ p = SubSeq(q, 1, Len(p))
 AllChosen(seq, chosen) == \A i \in DOMAIN seq : <<i, seq[i]>> \in chosen
 
 \* Applied B-tree states are prefixes of one sequence of chosen commands.
-StateMachineSafety ==
-    LET chosen == ChosenPairs IN
+StateMachineSafetyIn(chosen) ==
     /\ \A r1, r2 \in Storage : IsPrefix(applied[r1], applied[r2]) \/ IsPrefix(applied[r2], applied[r1])
     /\ \A r \in Storage : AllChosen(applied[r], chosen)
+StateMachineSafety == StateMachineSafetyIn(ChosenPairs)
 
 \* No two replicas believe they hold a valid lease at the same real time.
 LeaseExclusivity ==

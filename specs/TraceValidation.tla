@@ -9,8 +9,17 @@
 (* Each item is matched by exactly the base spec's action with the item's *)
 (* arguments (Phase2b(a, m) with the 2a message m of the item's ballot and *)
 (* slot, ...), so every enabling condition of the spec is checked against *)
-(* the implementation.  The behavior is deterministic: a state has at most *)
-(* one successor.  The cursor is in the VIEW (TraceView).                  *)
+(* the implementation.  The rule for action A is the operator TV<A> below; *)
+(* the runner generates the dispatch on an item's action from the action   *)
+(* catalogue (reference/actions.py), and a test checks that every          *)
+(* catalogue action has its TV rule here and no rule lacks an action.     *)
+(*                                                                         *)
+(* After each step the acting replica's state in the spec must match the  *)
+(* summary its trace line carries (PostOK, as etcd's Traceetcdraft.tla    *)
+(* validates post-states), and the generated config also checks the      *)
+(* safety invariants in every state of the behavior.                      *)
+(* The behavior is deterministic: a state has at most one successor.  The *)
+(* cursor is in the VIEW (TraceView).                                     *)
 (*                                                                         *)
 (* Verdict.  When the item at cursor cannot be matched the state has no   *)
 (* successor and TLC reports a deadlock: the last state of its trace is   *)
@@ -60,41 +69,57 @@ TickBy(d, off) ==
     LET adv == [r \in Replicas |-> d + off[r] - offset[r]] IN
     /\ d >= 1
     /\ \A r \in Replicas : off[r] \in 0..MaxDrift /\ adv[r] >= 0
-    /\ offset' = off
-    /\ waitLeft' = [r \in Replicas |-> Sub0(waitLeft[r], adv[r])]
-    /\ msgs' = {m \in {Age(m, adv) : m \in msgs} : ~IsLeaseMsg(m) \/ m.left > 0}
-    /\ UNCHANGED <<config, downLinks, durableVars, role, proposals, readBarrier, ghostVars>>
+    /\ ClocksAdvance(off, adv)
 
-\* The item e, matched by the spec action it names.
-Step(e) ==
-    CASE e.kind = "tick" -> TickBy(e.d, e.off)
-      [] e.action = "Phase1a" -> Phase1a(e.r, e.b)
-      [] e.action = "Phase1b" -> Phase1b(e.a, [type |-> "1a", bal |-> e.bal, from |-> e.from])
-      [] e.action = "BecomeLeader" -> BecomeLeader(e.r, e.b, e.Q)
-      [] e.action = "ClientWrite" -> ClientWrite(e.r, e.c) /\ Len(proposals'[e.r]) = e.s
-      [] e.action = "Phase2a" ->
-            Phase2a(e.r, e.b, e.s) /\ Rid(proposals[e.r][e.s]) = e.rid
-      [] e.action = "Phase2b" ->
-            \E m \in msgs : /\ m.type = "2a" /\ m.bal = e.bal /\ m.slot = e.slot
-                            /\ m.from = e.from /\ Rid(m.cmd) = e.rid
-                            /\ Phase2b(e.a, m)
-      [] e.action = "Commit" -> Commit(e.r, e.b, e.s)
-      [] e.action = "Apply" ->
-            Apply(e.r) /\ Len(applied'[e.r]) = e.s /\ Rid(applied'[e.r][e.s]) = e.rid
-      [] e.action = "LeaseRenew" -> LeaseRenew(e.r)
-      [] e.action = "LeaseGrant" ->
-            LeaseGrant(e.a, [type |-> "lease", bal |-> e.bal, left |-> e.left, from |-> e.from])
-      [] e.action = "StrongRead" -> StrongRead(e.r, e.k)
-      [] e.action = "EventualRead" -> EventualRead(e.r, e.k)
-      [] e.action = "Crash" -> Crash(e.r)
-      \* The spec's Crash is crash and restart in one step; the restart must find
-      \* exactly the durable state the spec kept.
-      [] e.action = "Restart" ->
-            /\ ballot[e.r] = e.ballot /\ granted[e.r] = e.granted
-            /\ Len(applied[e.r]) = e.applied /\ LogTop(e.r) = e.log
-            /\ UNCHANGED vars
-      \* A quarantined replica takes no further step, which the spec allows.
-      [] e.action = "Quarantine" -> UNCHANGED vars
+(***************************************************************************)
+(* One rule per action of the catalogue: the item e, matched by the spec  *)
+(* action it names, with the item's arguments.                           *)
+(***************************************************************************)
+TVTick(e) == TickBy(e.d, e.off)
+TVPhase1a(e) == Phase1a(e.r, e.b)
+TVPhase1b(e) == Phase1b(e.a, [type |-> "1a", bal |-> e.m.bal, from |-> e.m.from])
+TVBecomeLeader(e) == BecomeLeader(e.r, e.b, e.Q)
+TVClientWrite(e) == ClientWrite(e.r, e.c) /\ Len(proposals'[e.r]) = e.s
+TVPhase2a(e) == Phase2a(e.r, e.b, e.s) /\ Rid(proposals[e.r][e.s]) = e.c
+TVPhase2b(e) ==
+    \E m \in msgs : /\ m.type = "2a" /\ m.bal = e.m.bal /\ m.slot = e.m.slot
+                    /\ m.from = e.m.from /\ Rid(m.cmd) = e.m.cmd
+                    /\ Phase2b(e.a, m)
+TVCommit(e) == Commit(e.r, e.b, e.s)
+TVApply(e) == Apply(e.r) /\ Len(applied'[e.r]) = e.s /\ Rid(applied'[e.r][e.s]) = e.c
+TVLeaseRenew(e) == LeaseRenew(e.r)
+TVLeaseGrant(e) ==
+    LeaseGrant(e.a, [type |-> "lease", bal |-> e.m.bal, left |-> e.m.left, from |-> e.m.from])
+TVStrongRead(e) == StrongRead(e.r, e.k)
+TVEventualRead(e) == EventualRead(e.r, e.k)
+TVCrash(e) == Crash(e.r)
+\* The spec's Crash is crash and restart in one step; the restart must find
+\* exactly the durable state the spec kept.
+TVRestart(e) ==
+    /\ ballot[e.rep] = e.ballot /\ granted[e.rep] = e.granted
+    /\ Len(applied[e.rep]) = e.applied /\ LogTop(e.rep) = e.log
+    /\ UNCHANGED vars
+\* A quarantined replica takes no further step, which the spec allows.
+TVQuarantine(e) == UNCHANGED vars
+
+(***************************************************************************)
+(* The acting replica's state after the step, as its trace line reports   *)
+(* it.  The implementation learns a lease grant when it arrives, the spec *)
+(* when it is sent (see LeaseGrantors), so a lease the implementation     *)
+(* believes it holds must be one the spec's replica holds, not conversely.*)
+(***************************************************************************)
+PostSummary(r) == [bal |-> ballot[r], role |-> role[r], top |-> LogTop(r),
+                   applied |-> Len(applied[r]), lease |-> HoldsLease(r)]
+
+\* (r and q are bound by \E so that priming PostSummary primes only the state,
+\* not the cursor that selects the item.)
+PostOK(e) ==
+    "post" \in DOMAIN e =>
+        \E r \in {e.rep}, q \in {e.post} :
+            LET p == PostSummary(r)' IN
+            /\ p.bal = q.bal /\ p.role = q.role /\ p.top = q.top
+            /\ p.applied = q.applied
+            /\ q.lease => p.lease
 
 TraceInit ==
     /\ offset = Offset0
@@ -110,15 +135,38 @@ Summary == [cursor |-> cursor, role |-> role, ballot |-> ballot, granted |-> gra
             applied |-> [r \in Replicas |-> Len(applied[r])],
             logTop |-> [r \in Replicas |-> LogTop(r)]]
 
-TraceNext ==
+\* Step(e) is the dispatch on e.action to the TV rules above, generated from the
+\* action catalogue by conformance/trace_validation.py.  "tv-matched" tells the
+\* runner that the action matched, so a deadlock after it is a post-state that
+\* differs, printed as "tv-post".
+TraceNextVia(Step(_)) ==
     /\ cursor <= Len(TraceItems)
     /\ PrintT(<<"tv-try", Summary>>)
     /\ Step(TraceItems[cursor])
+    /\ PrintT(<<"tv-matched", cursor>>)
+    /\ "post" \in DOMAIN TraceItems[cursor] =>
+          \E r \in {TraceItems[cursor].rep}, c \in {cursor} :
+              PrintT(<<"tv-post", c, PostSummary(r)'>>)
+    /\ PostOK(TraceItems[cursor])
     /\ cursor' = cursor + 1
 
 TraceDone == cursor > Len(TraceItems) /\ UNCHANGED tvVars
 
-TraceNextOrDone == TraceNext \/ TraceDone
+(***************************************************************************)
+(* The safety invariants of Replication, checked in every state of the   *)
+(* trace: Agreement, Durability, StateMachineSafety and LeaseExclusivity, *)
+(* with the chosen set computed once per state for all three that read it *)
+(* (the base spec's *In operators).  The first that fails is printed.    *)
+(***************************************************************************)
+Holds(name, cond) == cond \/ (PrintT(<<"tv-violated", name>>) /\ FALSE)
 
-TraceSpec == TraceInit /\ [][TraceNextOrDone]_tvVars
+TraceSafety ==
+    LET triples == ChosenTriples
+        pairs   == PairsOf(triples)
+    IN /\ Holds("Agreement", AgreementIn(pairs))
+       /\ Holds("Durability", DurabilityIn(triples))
+       /\ Holds("StateMachineSafety", StateMachineSafetyIn(pairs))
+       /\ Holds("LeaseExclusivity", LeaseExclusivity)
+
+TraceNextOrDoneVia(Step(_)) == TraceNextVia(Step) \/ TraceDone
 =============================================================================

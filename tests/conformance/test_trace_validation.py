@@ -9,16 +9,18 @@ import orjson
 import pytest
 
 from conformance import mutants
+from conformance.trace_loader import TraceInputError, load_trace_dir
 from conformance.trace_validation import (
     TimingConfig,
-    TraceInputError,
     build_items,
-    load_trace_dir,
+    render,
     validate_events,
     validate_trace_dir,
 )
+from reference.actions import ACTIONS
 from reference.cluster import SimConfig, World
 from reference.simulate import run_simulation
+from reference.trace_events import action_of
 from reference.workload import WorkloadConfig
 
 SECOND = 1_000_000
@@ -51,8 +53,8 @@ def crash_trace(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_a_simulated_trace_with_a_failover_is_a_behavior_of_the_spec(crash_trace: Path) -> None:
     events, _ = load_trace_dir(crash_trace)
-    assert any(e.event["action"] == "Crash" for e in events[:1000])
-    assert sum(e.event["action"] == "BecomeLeader" for e in events[:1000]) >= 2
+    assert any(action_of(e.event) == "Crash" for e in events[:1000])
+    assert sum(action_of(e.event) == "BecomeLeader" for e in events[:1000]) >= 2
     result = validate_trace_dir(crash_trace, max_events=1000)
     assert result.ok, (result.message, result.state)
     assert result.events == 1000 and "all 1000 events matched" in result.message
@@ -91,13 +93,46 @@ def test_time_advances_only_before_time_dependent_steps(crash_trace: Path) -> No
     kinds = [it["kind"] for it in items.items]
     for i, it in enumerate(items.items):
         if it["kind"] == "tick":
-            assert items.items[i + 1]["action"] in ("ClientWrite", "Commit", "StrongRead",
-                                                   "LeaseRenew", "LeaseGrant", "BecomeLeader")
+            nxt = items.items[i + 1]
+            # before a step that reads time, or one whose replica reports a lease
+            assert ACTIONS[nxt["action"]].reads_time or nxt["post"]["lease"]
             assert it["d"] > 0
             assert all(v >= 0 for v in it["off"].values())
     assert kinds.count("act") == 400
     grants = [it for it in items.items if it.get("action") == "LeaseGrant"]
-    assert grants and all(0 < g["left"] <= 1_000_000 for g in grants)
+    assert grants and all(0 < g["m"]["left"] <= 1_000_000 for g in grants)
+
+
+def test_the_generated_module_dispatches_every_traced_action_and_checks_safety(
+        crash_trace: Path) -> None:
+    events, config = load_trace_dir(crash_trace)
+    timing = TimingConfig.from_config_json(config)
+    tla, cfg = render(build_items(events[:20], timing), timing, "M")
+    for a in ACTIONS.values():
+        if a.traced or a.name == "Tick":
+            assert f'e.action = "{a.name}" -> TV{a.name}(e)' in tla
+    assert "INVARIANTS\n    TraceSafety" in cfg
+
+
+@pytest.mark.parametrize(("field", "delta"), [("top", 1), ("bal", 1), ("applied", -1)])
+def test_a_hand_edited_post_state_is_rejected_at_its_line(
+        tmp_path: Path, crash_trace: Path, field: str, delta: int) -> None:
+    """One field of one line's state summary, edited by hand: rejected with file:line."""
+    edited = tmp_path / "edited"
+    edited.mkdir()
+    for f in crash_trace.iterdir():
+        (edited / f.name).write_bytes(f.read_bytes())
+    path = edited / "trace-r2.jsonl"
+    lines = path.read_bytes().splitlines()
+    target = next(i for i, ln in enumerate(lines) if i >= 40
+                  and orjson.loads(ln)["post"]["applied"] > 0)
+    ev = orjson.loads(lines[target])
+    ev["post"][field] += delta
+    lines[target] = orjson.dumps(ev)
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    result = validate_trace_dir(edited, max_events=1000)
+    assert not result.ok
+    assert result.message.startswith(f"{path}:{target + 1}: post-state differs"), result.message
 
 
 def test_bad_input_names_the_file_and_line(tmp_path: Path, crash_trace: Path) -> None:
@@ -118,6 +153,5 @@ def test_bad_input_names_the_file_and_line(tmp_path: Path, crash_trace: Path) ->
     ev = orjson.loads(lines[0])
     ev["args"] = {}
     (bad / "trace-r1.jsonl").write_bytes(orjson.dumps(ev) + b"\n")
-    events, config = load_trace_dir(bad)
-    with pytest.raises(TraceInputError, match=r"trace-r1.jsonl:1: malformed"):
-        build_items(events, TimingConfig.from_config_json(config))
+    with pytest.raises(TraceInputError, match=r"trace-r1.jsonl:1: not a valid trace event"):
+        load_trace_dir(bad)

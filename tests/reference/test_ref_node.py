@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import io
+from typing import Any
 
-import orjson
+import msgspec
 import pytest
 
 from reference.cluster import SimConfig, World
 from reference.codec import ClientRequest
-from reference.messages import NOOP, Command, Entry
-from reference.node import NodeConfig, WalRecordError, durable_from_wal
+from reference.messages import Command
+from reference.node import NodeConfig
+from reference.pump import Pump
 from reference.storage import M, N, Put, S, encode_op
+from reference.trace_events import TraceEvent
 
 SECOND = 1_000_000
 
@@ -24,27 +27,21 @@ def world(seed: int = 4) -> tuple[World, dict[str, io.BytesIO]]:
     return w, sinks
 
 
-def events(sink: io.BytesIO) -> list[dict[str, object]]:
-    return [orjson.loads(line) for line in sink.getvalue().splitlines()]
+_LINE = msgspec.json.Decoder(TraceEvent)
+
+
+def events(sink: io.BytesIO) -> list[dict[str, Any]]:
+    """The node's trace lines as JSON objects, each checked to be a valid trace event."""
+    lines = sink.getvalue().splitlines()
+    for line in lines:
+        _LINE.decode(line)  # raises on anything not a valid event of this format version
+    out: list[dict[str, Any]] = [msgspec.json.decode(line) for line in lines]
+    assert all(e["v"] == 2 for e in out)
+    return out
 
 
 def write_request(rid: str) -> ClientRequest:
     return ClientRequest(rid, "write", encode_op(Put(M(pk=S("k"), v=N(1)))))
-
-
-def test_durable_state_folds_wal_records_latest_wins() -> None:
-    recs = [orjson.dumps(x) for x in (["b", 2], ["l", 1, 2, None], ["g", 2], ["b", 5],
-                                      ["l", 1, 5, ["w", "{}"]], ["a", 1])]
-    ballot, log, granted, applied = durable_from_wal(recs)
-    assert (ballot, granted, applied) == (5, 2, 1)
-    assert log == {1: Entry(5, Command("w", b"{}"))}
-    assert durable_from_wal([orjson.dumps(["l", 2, 1, None])])[1] == {2: Entry(1, NOOP)}
-
-
-@pytest.mark.parametrize("bad", [b"not json", b'["x", 1]', b'["b"]', b'["l", 1, 2, [1]]'])
-def test_undecodable_wal_record_is_named(bad: bytes) -> None:
-    with pytest.raises(WalRecordError, match="WAL record 2"):
-        durable_from_wal([orjson.dumps(["b", 1]), bad])
 
 
 def test_node_config_is_validated() -> None:
@@ -79,12 +76,17 @@ def test_crash_after_the_sync_keeps_the_step() -> None:
     top = max(node.replica.log, default=0)
     node._on_request("c9", write_request("w1"), node.now())
     w.sim.run(until_us=w.sim.now + node.nc.disk_sync_us)
+    pump = node.pump
     w.crash(name)
+    assert node.pump is not pump and node.pump.replica is node.replica  # held 2a are volatile
     assert any(e["action"] == "ClientWrite" for e in events(sinks[name]))
     w.restart(name)
     assert node.replica.log[top + 1].cmd == Command("w1", write_request("w1").op)
+    assert isinstance(node.pump, Pump) and node.pump.replica is node.replica
     restart = events(sinks[name])[-1]
     assert restart["kind"] == "env" and restart["action"] == "Restart"
+    assert restart["post"] == {"bal": node.replica.ballot, "role": "follower", "top": top + 1,
+                               "applied": node.replica.applied, "lease": False}
 
 
 def test_corrupt_wal_quarantines_the_replica() -> None:
@@ -141,7 +143,7 @@ def test_gray_failure_does_not_depose_a_healthy_leader() -> None:
     w.sim.run(until_us=w.sim.now + 8 * SECOND)
     assert w.leader() == leader
     assert sum(n.action_counts["BecomeLeader"] for n in w.nodes.values()) == elections
-    assert w.nodes[follower].leader_checks_vetoed >= 1
+    assert w.nodes[follower].leader_check.vetoed >= 1
     assert w.nodes[follower].action_counts["Phase1a"] == 0
 
 

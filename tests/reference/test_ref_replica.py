@@ -25,6 +25,7 @@ from reference.messages import (
     Phase2bMsg,
     ReadResult,
 )
+from reference.pump import Pump
 from reference.replica import (
     Apply,
     Broadcast,
@@ -36,7 +37,9 @@ from reference.replica import (
     Send,
     SetTimer,
 )
+from reference.retransmit import catch_up, have, lease_resend, resend_uncommitted
 from reference.storage import Applied, Key, M, N, Put, S, encode_op
+from reference.trace_events import PostState
 
 DUR, MARGIN, DRIFT, AHEAD = 10_000, 4_000, 1_000, 2_000
 CFG = ReplicaConfig(lease_dur_us=DUR, lease_margin_us=MARGIN, max_drift_us=DRIFT,
@@ -53,8 +56,25 @@ def rep(node: str = "a", members: dict[str, Kind] | None = None) -> Replica:
     return Replica(node, MEMBERS if members is None else members, CFG)
 
 
+def set_log(r: Replica, log: dict[int, Entry]) -> None:
+    """Give ``r`` this durable log (its ``top`` too, as recovery would)."""
+    r.log = dict(log)
+    r.top = max(log, default=0)
+
+
+def write_entry(r: Replica, s: int, e: Entry) -> None:
+    """Write one entry of ``r``'s durable log (its ``top`` too, as recovery would)."""
+    r.log[s] = e
+    r.top = max(r.top, s)
+
+
+def steps(r: Replica) -> list[tuple[str, dict[str, Any]]]:
+    """The recorded steps without their post-states."""
+    return [(e.action, e.args) for e in r.events]
+
+
 def snapshot(r: Replica) -> Any:
-    return (r.durable_state(), r.role, list(r.proposals), r.read_barrier, r.wait_until,
+    return (r.durable_state(), r.top, r.role, list(r.proposals), r.read_barrier, r.wait_until,
             r.proposed_upto, r.committed_upto, {t: set(g) for t, g in r.lease_grants.items()},
             len(r.events), r.store.checksum(), dict(r.results))
 
@@ -128,7 +148,8 @@ def test_phase1a_starts_an_election() -> None:
     effects = r.phase1a(4, 0)
     assert effects == [Persist("ballot"), Broadcast(Phase1aMsg(4, "a"))]
     assert (r.ballot, r.role) == (4, "candidate")
-    assert r.events == [("Phase1a", {"r": "a", "b": 4})]
+    assert steps(r) == [("Phase1a", {"r": "a", "b": 4})]
+    assert r.events[-1].post == PostState(bal=4, role="candidate", top=0, applied=0, lease=False)
 
 
 def test_phase1a_disabled() -> None:
@@ -146,12 +167,13 @@ def test_phase1a_disabled() -> None:
 
 def test_phase1b_promises_and_reports_log_and_grant() -> None:
     r = rep("b")
-    r.log[1] = Entry(1, put("w1", 1))
+    write_entry(r, 1, Entry(1, put("w1", 1)))
     r.granted = 1
     effects = r.phase1b(Phase1aMsg(3, "a"))
     assert effects == [Persist("ballot"), Send("a", Phase1bMsg(3, "b", "a", (r.log[1],), 1))]
     assert r.ballot == 3
-    assert r.events[-1][0] == "Phase1b"
+    assert r.events[-1].action == "Phase1b"
+    assert r.events[-1].post == PostState(bal=3, role="follower", top=1, applied=0, lease=False)
 
 
 def test_phase1b_steps_a_leader_down() -> None:
@@ -159,6 +181,7 @@ def test_phase1b_steps_a_leader_down() -> None:
     r.phase1b(Phase1aMsg(2, "c"))
     assert (r.role, r.proposals, r.lease_grants) == ("follower", [], {})
     assert not r.holds_lease(1)
+    assert (r.events[-1].post.role, r.events[-1].post.lease) == ("follower", False)
 
 
 def test_phase1b_disabled() -> None:
@@ -180,7 +203,7 @@ def test_become_leader_recovers_highest_ballot_and_fills_holes() -> None:
     five: dict[str, Kind] = {n: "storage" for n in "abcde"}
     r = Replica("a", five, CFG)
     x, y, z = put("x", 1), put("y", 2), put("z", 3)
-    r.log = {1: Entry(1, x), 2: Entry(1, y)}
+    set_log(r, {1: Entry(1, x), 2: Entry(1, y)})
     r.phase1a(5, 0)
     r.receive_promise(promise(5, "b", log=(Entry(1, x), Entry(2, z))))
     r.receive_promise(promise(5, "c", log=(Entry(1, x), EMPTY, EMPTY, Entry(3, y))))
@@ -189,7 +212,9 @@ def test_become_leader_recovers_highest_ballot_and_fills_holes() -> None:
     assert r.read_barrier == 4
     assert r.role == "leader"
     assert r.wait_until == 100  # nobody ever granted a lease
-    assert r.events[-1] == ("BecomeLeader", {"r": "a", "b": 5, "Q": frozenset("abc")})
+    assert r.events[-1][:2] == ("BecomeLeader", {"r": "a", "b": 5, "Q": frozenset("abc")})
+    # No lease yet: a lease needs LeaseRenew and a quorum of grants.
+    assert r.events[-1].post == PostState(bal=5, role="leader", top=2, applied=0, lease=False)
 
 
 @pytest.mark.parametrize("own,reported", [(1, 0), (0, 1)])
@@ -228,10 +253,13 @@ def test_become_leader_disabled() -> None:
 
 def test_pump_becomes_leader_on_first_minimal_quorum() -> None:
     r = candidate("a", 1)
-    assert r.pump(0) == []
-    effects = r.receive(promise(1, "c"), 0)
+    pump = Pump(r)
+    assert pump.pump(0) == []
+    effects = pump.receive(promise(1, "c"), 0)
     assert r.role == "leader"
-    assert r.events[1][1]["Q"] == frozenset({"a", "c"})
+    assert r.events[1].action == "BecomeLeader"
+    assert r.events[1].args["Q"] == frozenset({"a", "c"})
+    assert r.events[1].post.role == "leader"
     assert Broadcast(LeaseMsg(1, 0, "a")) in effects
 
 
@@ -244,9 +272,11 @@ def test_client_write_proposes_at_next_slot() -> None:
     assert effects == [Persist("log", 1), Broadcast(Phase2aMsg(1, 1, put("w1", 1), "a"))]
     assert r.log[1] == Entry(1, put("w1", 1))
     assert r.proposals == [put("w1", 1)]
-    assert r.events[-1] == ("ClientWrite", {"r": "a", "c": put("w1", 1), "s": 1})
+    assert r.events[-1][:2] == ("ClientWrite", {"r": "a", "c": put("w1", 1), "s": 1})
+    assert r.events[-1].post == PostState(bal=1, role="leader", top=1, applied=0, lease=True)
     r.client_write(put("w2", 2), 11)
     assert r.log[2] == Entry(1, put("w2", 2))
+    assert r.events[-1].post.top == 2
 
 
 def test_client_write_errors() -> None:
@@ -292,7 +322,8 @@ def test_phase2a_reproposes_recovered_slots_in_order() -> None:
     assert unchanged(r, r.phase2a(2, 3), before)  # beyond the read barrier
     assert r.phase2a(2, 1) == [Persist("log", 1), Broadcast(Phase2aMsg(2, 1, x, "a"))]
     assert r.log[1] == Entry(2, x)
-    assert r.events[-1] == ("Phase2a", {"r": "a", "b": 2, "s": 1, "c": x})
+    assert r.events[-1][:2] == ("Phase2a", {"r": "a", "b": 2, "s": 1, "c": x})
+    assert r.events[-1].post == PostState(bal=2, role="leader", top=1, applied=0, lease=False)
     before = snapshot(r)
     assert unchanged(r, r.phase2a(2, 1), before)  # already proposed
     assert r.phase2a(2, 2)
@@ -310,7 +341,8 @@ def test_phase2b_accepts_and_votes() -> None:
     assert r.phase2b(m) == [Persist("ballot"), Persist("log", 1),
                             Send("a", Phase2bMsg(3, 1, put("w", 1), "b"))]
     assert (r.ballot, r.log[1]) == (3, Entry(3, put("w", 1)))
-    assert r.events == [("Phase2b", {"a": "b", "m": m})]
+    assert steps(r) == [("Phase2b", {"a": "b", "m": m})]
+    assert r.events[-1].post == PostState(bal=3, role="follower", top=1, applied=0, lease=False)
     assert r.phase2b(Phase2aMsg(3, 2, NOOP, "a"))
     assert r.log[2] == Entry(3, NOOP)
 
@@ -319,12 +351,13 @@ def test_phase2b_higher_ballot_steps_down() -> None:
     r = leader(b=1)
     r.phase2b(Phase2aMsg(4, 1, NOOP, "c"))
     assert (r.role, r.ballot) == ("follower", 4)
+    assert (r.events[-1].post.bal, r.events[-1].post.role) == (4, "follower")
 
 
 def test_phase2b_disabled() -> None:
     r = rep("b")
     r.ballot = 3
-    r.log[1] = Entry(2, NOOP)
+    write_entry(r, 1, Entry(2, NOOP))
     before = snapshot(r)
     assert unchanged(r, r.phase2b(Phase2aMsg(2, 1, NOOP, "a")), before)  # below promise
     assert unchanged(r, r.phase2b(Phase2aMsg(3, 2, NOOP, "a")), before)  # slot 1 not in b=3
@@ -345,15 +378,31 @@ def test_commit_needs_quorum_of_votes_in_slot_order() -> None:
     before = snapshot(r)
     assert unchanged(r, r.commit(1, 1, 2), before)  # only its own vote
     r.receive_vote(Phase2bMsg(1, 2, put("w2", 2), "b"))
+    assert r.votes == {1: {"a"}, 2: {"a", "b"}}
     assert unchanged(r, r.commit(1, 2, 2), before)  # slot 1 first
     r.receive_vote(Phase2bMsg(1, 1, put("w1", 1), "b"))
     assert unchanged(r, r.commit(0, 1, 2), before)  # not its ballot
     assert unchanged(r, r.commit(1, 3, 2), before)  # nothing proposed there
     assert r.commit(1, 1, 2) == [Broadcast(CommitMsg(1, 1, "a"))]
-    assert r.events[-1] == ("Commit", {"r": "a", "b": 1, "s": 1})
+    assert r.events[-1][:2] == ("Commit", {"r": "a", "b": 1, "s": 1})
+    assert r.events[-1].post == PostState(bal=1, role="leader", top=2, applied=0, lease=True)
     assert r.commit(1, 1, 2) == []  # committed once
     assert r.commit(1, 2, 2)
     assert r.committed_upto == 2
+    assert r.votes == {}  # counted votes of committed slots are dropped
+
+
+def test_pump_reproposes_at_most_a_pipeline_of_recovered_slots() -> None:
+    r = candidate("a", 2)
+    n = Pump.PIPELINE + 5
+    pump = Pump(r)
+    pump.receive(promise(2, "b", log=tuple(Entry(1, NOOP) for _ in range(n))), 0)
+    assert r.role == "leader" and r.read_barrier == n
+    assert (r.proposed_upto, r.committed_upto) == (Pump.PIPELINE, 0)
+    pump.receive(Phase2bMsg(2, 1, NOOP, "b"), 1)
+    assert r.committed_upto == 1
+    pump.pump(2)  # slot 1 committed: one more may go out
+    assert (r.proposed_upto, r.committed_upto) == (Pump.PIPELINE + 1, 1)
 
 
 def test_commit_waits_out_old_leases() -> None:
@@ -369,7 +418,7 @@ def test_commit_waits_out_old_leases() -> None:
 
 def test_apply_needs_known_commit_of_own_entry_in_order() -> None:
     r = rep("b")
-    r.log = {1: Entry(1, put("w1", 1)), 2: Entry(1, put("w2", 2))}
+    set_log(r, {1: Entry(1, put("w1", 1)), 2: Entry(1, put("w2", 2))})
     r.receive_commit(CommitMsg(1, 2, "a"))
     before = snapshot(r)
     assert unchanged(r, r.apply(), before)  # slot 1 first
@@ -377,9 +426,11 @@ def test_apply_needs_known_commit_of_own_entry_in_order() -> None:
     assert unchanged(r, r.apply(), before)  # committed in a ballot other than its copy's
     r.receive_commit(CommitMsg(1, 1, "a"))
     assert r.apply() == [Apply(1, put("w1", 1)), Persist("applied")]
-    assert r.events[-1][0] == "Apply" and r.events[-1][1]["r"] == "b"
+    assert r.events[-1].action == "Apply" and r.events[-1].args["r"] == "b"
+    assert r.events[-1].post == PostState(bal=0, role="follower", top=2, applied=1, lease=False)
     assert r.apply()
     assert r.applied == 2
+    assert r.events[-1].post.applied == 2
     got = r.store.get(K)
     assert got is not None and got["v"] == N(2)
     assert r.apply() == []
@@ -387,7 +438,7 @@ def test_apply_needs_known_commit_of_own_entry_in_order() -> None:
 
 def test_apply_skips_a_retried_write_already_applied() -> None:
     r = rep("b")
-    r.log = {1: Entry(1, put("w1", 1)), 2: Entry(1, put("w2", 2)), 3: Entry(1, put("w1", 1))}
+    set_log(r, {1: Entry(1, put("w1", 1)), 2: Entry(1, put("w2", 2)), 3: Entry(1, put("w1", 1))})
     for s in (1, 2, 3):
         r.receive_commit(CommitMsg(1, s, "a"))
         assert r.apply()
@@ -398,7 +449,7 @@ def test_apply_skips_a_retried_write_already_applied() -> None:
 
 def test_log_replica_does_not_apply() -> None:
     r = rep("c", {"a": "storage", "b": "storage", "c": "log"})
-    r.log[1] = Entry(1, NOOP)
+    write_entry(r, 1, Entry(1, NOOP))
     r.receive_commit(CommitMsg(1, 1, "a"))
     before = snapshot(r)
     assert unchanged(r, r.apply(), before)
@@ -409,7 +460,7 @@ def test_leader_replies_when_it_applies_its_commit() -> None:
     r = leader()
     r.client_write(put("w1", 1), 1)
     r.receive_vote(Phase2bMsg(1, 1, put("w1", 1), "b"))
-    effects = r.pump(2)
+    effects = Pump(r).pump(2)
     assert Broadcast(CommitMsg(1, 1, "a")) in effects
     assert Reply("w1", Applied(None, M(pk=S("k"), v=N(1)))) in effects
 
@@ -423,7 +474,8 @@ def test_lease_needs_quorum_and_expires() -> None:
     r.become_leader(1, {"a", "b"}, 100)
     assert r.lease_renew(100) == [Broadcast(LeaseMsg(1, 100, "a")),
                                   SetTimer("lease_renew", 100 + DUR - AHEAD)]
-    assert r.events[-1][0] == "LeaseRenew" and r.events[-1][1]["r"] == "a"
+    assert r.events[-1].action == "LeaseRenew" and r.events[-1].args["r"] == "a"
+    assert r.events[-1].post.lease is False
     assert not r.holds_lease(100)  # only itself so far
     r.receive_lease_ack(LeaseAckMsg(1, 100, "c", "b"))  # addressed to another replica
     r.receive_lease_ack(LeaseAckMsg(0, 100, "c", "a"))  # another ballot
@@ -461,7 +513,8 @@ def test_lease_grant() -> None:
     assert r.lease_grant(m) == [Persist("ballot"), Persist("granted"),
                                 Send("a", LeaseAckMsg(2, 777, "b", "a"))]
     assert (r.ballot, r.granted) == (2, 2)
-    assert r.events == [("LeaseGrant", {"a": "b", "m": m})]
+    assert steps(r) == [("LeaseGrant", {"a": "b", "m": m})]
+    assert r.events[-1].post == PostState(bal=2, role="follower", top=0, applied=0, lease=False)
     before = snapshot(r)
     assert unchanged(r, r.lease_grant(LeaseMsg(1, 800, "c")), before)  # older ballot
     assert unchanged(r, r.lease_grant(LeaseMsg(5, 800, "b")), before)  # its own message
@@ -499,7 +552,7 @@ def test_strong_read_needs_lease_and_read_barrier() -> None:
 def test_eventual_read_on_any_storage_replica() -> None:
     r = rep("c")
     assert r.eventual_read(K, "q") == [Reply("q", ReadResult(None))]
-    r.log[1] = Entry(1, put("w", 3))
+    write_entry(r, 1, Entry(1, put("w", 3)))
     r.receive_commit(CommitMsg(1, 1, "a"))
     r.apply()
     assert r.eventual_read(K) == [Reply("", ReadResult(M(pk=S("k"), v=N(3))))]
@@ -512,7 +565,7 @@ def test_crash_keeps_durable_state_and_loses_volatile() -> None:
     r = leader(b=1)
     r.client_write(put("w", 1), 1)
     r.receive_vote(Phase2bMsg(1, 1, put("w", 1), "b"))
-    r.pump(2)
+    Pump(r).pump(2)
     r.granted = 1
     durable = r.durable_state()
     assert r.crash() == []
@@ -520,7 +573,8 @@ def test_crash_keeps_durable_state_and_loses_volatile() -> None:
     assert r.store.get(K) is not None
     assert (r.role, r.proposals, r.read_barrier, r.wait_until, r.lease_grants) == (
         "follower", [], 0, 0, {})
-    assert r.events[-1] == ("Crash", {"r": "a"})
+    assert r.events[-1][:2] == ("Crash", {"r": "a"})
+    assert r.events[-1].post == PostState(bal=1, role="follower", top=1, applied=1, lease=False)
     assert r.client_write(put("v", 1), 3) == [Reply("v", NotLeader())]
 
 
@@ -528,7 +582,8 @@ def test_crash_of_candidate_makes_it_a_follower_that_keeps_its_promise() -> None
     r = candidate()
     r.crash()
     assert r.role == "follower" and r.ballot == 1
-    assert r.events[-1] == ("Crash", {"r": "a"})
+    assert r.events[-1][:2] == ("Crash", {"r": "a"})
+    assert (r.events[-1].post.bal, r.events[-1].post.role) == (1, "follower")
     assert r.phase1a(1, 0) == []  # its own ballot cannot be started again
 
 
@@ -538,6 +593,7 @@ def test_crash_of_candidate_makes_it_a_follower_that_keeps_its_promise() -> None
 class Cluster:
     def __init__(self) -> None:
         self.r = {n: Replica(n, MEMBERS, CFG) for n in MEMBERS}
+        self.pumps = {n: Pump(r) for n, r in self.r.items()}
         self.down: set[str] = set()
         self.queue: list[tuple[str, Message]] = []
         self.replies: list[Reply] = []
@@ -556,11 +612,16 @@ class Cluster:
         while self.queue:
             dst, m = self.queue.pop(0)
             if dst not in self.down:
-                self.emit(dst, self.r[dst].receive(m, now))
+                self.emit(dst, self.pumps[dst].receive(m, now))
 
     def pump(self, node: str, now: int) -> None:
-        self.emit(node, self.r[node].pump(now))
+        self.emit(node, self.pumps[node].pump(now))
         self.run(now)
+
+    def crash(self, node: str) -> None:
+        """Crash ``node``: its volatile state goes, 2a messages held for later included."""
+        self.r[node].crash()
+        self.pumps[node] = Pump(self.r[node])
 
 
 def test_three_replicas_failover() -> None:
@@ -584,7 +645,7 @@ def test_three_replicas_failover() -> None:
 
     # a crashes; c returns; b is elected with c's promise and recovers the write.
     old_lease_end = max(a.lease_grants) + DUR
-    a.crash()
+    c.crash("a")
     c.down = {"a"}
     c.queue.clear()
     c.emit("b", b.phase1a(b.next_ballot(), 300))
@@ -611,8 +672,9 @@ def test_three_replicas_failover() -> None:
     # The write was applied once, though committed in two ballots.
     assert b.applied == 1 and a.applied == 1
     assert a.durable_state()[1] == {1: Entry(a.ballot, w)}  # a's durable log survived its crash
-    names = [e[0] for e in a.events]
+    names = [e.action for e in a.events]
     assert names[:2] == ["Phase1a", "BecomeLeader"] and names[-1] == "Crash"
+    assert a.events[1].post.role == "leader" and a.events[-1].post.role == "follower"
 
 
 def random_run(seed: int, steps: int = 600) -> Cluster:
@@ -630,7 +692,7 @@ def random_run(seed: int, steps: int = 600) -> Cluster:
         if choice < 0.006:
             c.emit(node, c.r[node].phase1a(c.r[node].next_ballot(), local))
         elif choice < 0.01:
-            c.r[node].crash()
+            c.crash(node)
         elif choice < 0.06:
             # Clients find a leader (any replica that thinks it leads), as after NotLeader.
             leads = [n for n, r in c.r.items() if r.role == "leader"] or [node]
@@ -638,11 +700,11 @@ def random_run(seed: int, steps: int = 600) -> Cluster:
             local = now + offset[node]
             c.emit(node, c.r[node].client_write(put(f"w{i % 60}", i), local))
         elif choice < 0.15:
-            c.emit(node, c.r[node].pump(local))
+            c.emit(node, c.pumps[node].pump(local))
         elif c.queue:
             dst, m = c.queue.pop(rng.randrange(len(c.queue)))
             if rng.random() < 0.9:
-                c.emit(dst, c.r[dst].receive(m, now + offset[dst]))
+                c.emit(dst, c.pumps[dst].receive(m, now + offset[dst]))
             if rng.random() < 0.1:
                 c.queue.append((dst, m))
         holders = [n for n, r in c.r.items() if r.holds_lease(now + offset[n])]
@@ -672,10 +734,20 @@ def test_random_schedules_keep_replicas_consistent() -> None:
 def test_served_reads_are_recorded() -> None:
     r = leader(b=1)
     assert r.strong_read(K, 1, "q") == [Reply("q", ReadResult(None))]
-    assert r.events[-1] == ("StrongRead", {"r": "a", "k": K})
+    assert r.events[-1][:2] == ("StrongRead", {"r": "a", "k": K})
+    assert r.events[-1].post == PostState(bal=1, role="leader", top=0, applied=0, lease=True)
     f = rep("c")
     f.eventual_read(K, "e")
-    assert f.events == [("EventualRead", {"r": "c", "k": K})]
+    assert steps(f) == [("EventualRead", {"r": "c", "k": K})]
+    assert f.events[-1].post == PostState(bal=0, role="follower", top=0, applied=0, lease=False)
+
+
+def test_eventual_read_judges_the_lease_at_the_time_given() -> None:
+    r = leader(b=1, now=0)
+    r.eventual_read(K, "e", now_us=1)
+    assert r.events[-1].action == "EventualRead" and r.events[-1].post.lease is True
+    r.eventual_read(K, "e", now_us=DUR)  # the lease started at 0 has run out
+    assert r.events[-1].post.lease is False
 
 
 # --- retransmission: re-sends of messages the spec already has -------------------------
@@ -692,31 +764,36 @@ def test_ballot_owner_matches_next_ballot() -> None:
 
 def test_have_is_highest_slot_of_current_ballot() -> None:
     r = rep("b")
-    assert r.have() == 0
+    assert have(r) == 0
     r.phase2b(Phase2aMsg(3, 1, NOOP, "a"))
     r.phase2b(Phase2aMsg(3, 2, NOOP, "a"))
-    r.log[3] = Entry(1, NOOP)  # a stale entry from an older ballot
-    assert r.have() == 2
+    write_entry(r, 3, Entry(1, NOOP))  # a stale entry from an older ballot
+    assert r.top == 3
+    assert have(r) == 2
 
 
 def test_out_of_order_2a_is_held_until_the_gap_fills() -> None:
     r = rep("b")
+    pump = Pump(r)
     m1, m2, m3 = (Phase2aMsg(3, s, put(f"w{s}", s), "a") for s in (1, 2, 3))
-    assert r.receive(m3, 0) == [] and r.receive(m2, 0) == []
-    assert r.has_gap and 2 not in r.log
-    effects = r.receive(m1, 0)
-    votes = [e.msg.slot for e in effects if isinstance(e, Send)]
-    assert votes == [1, 2, 3] and not r.has_gap
+    assert pump.receive(m3, 0) == [] and pump.receive(m2, 0) == []
+    assert pump.has_gap and 2 not in r.log
+    effects = pump.receive(m1, 0)
+    votes = [e for e in effects if isinstance(e, Send)]
+    assert votes == [Send("a", Phase2bMsg(3, s, put(f"w{s}", s), "b")) for s in (1, 2, 3)]
+    assert not pump.has_gap
     assert [r.log[s].bal for s in (1, 2, 3)] == [3, 3, 3]
-    assert [e[0] for e in r.events] == ["Phase2b"] * 3
+    assert [e.action for e in r.events] == ["Phase2b"] * 3
+    assert [e.post.top for e in r.events] == [1, 2, 3]
 
 
 def test_held_2a_of_an_old_ballot_is_dropped() -> None:
     r = rep("b")
-    r.receive(Phase2aMsg(3, 2, NOOP, "a"), 0)  # held: slot 1 missing
-    r.receive(Phase2aMsg(4, 1, NOOP, "c"), 0)  # ballot 4 overtakes it
-    r.receive(Phase2aMsg(4, 2, put("x", 1), "c"), 0)
-    assert r.log[2] == Entry(4, put("x", 1)) and not r.has_gap
+    pump = Pump(r)
+    pump.receive(Phase2aMsg(3, 2, NOOP, "a"), 0)  # held: slot 1 missing
+    pump.receive(Phase2aMsg(4, 1, NOOP, "c"), 0)  # ballot 4 overtakes it
+    pump.receive(Phase2aMsg(4, 2, put("x", 1), "c"), 0)
+    assert r.log[2] == Entry(4, put("x", 1)) and not pump.has_gap
 
 
 def test_catch_up_resends_missing_2a_and_commits() -> None:
@@ -725,50 +802,51 @@ def test_catch_up_resends_missing_2a_and_commits() -> None:
         r.client_write(put(f"w{i}", i), 1)
     r.receive_vote(Phase2bMsg(1, 1, put("w0", 0), "b"))
     r.commit(1, 1, 1)
-    effects = r.catch_up("c", 1, have=1, applied=0)
+    effects = catch_up(r, "c", 1, have=1, applied=0)
     assert effects == [Send("c", Phase2aMsg(1, 2, put("w1", 1), "a")),
                        Send("c", Phase2aMsg(1, 3, put("w2", 2), "a")),
                        Send("c", CommitMsg(1, 1, "a"))]
     # A follower in an older ballot gets the ballot's log from slot 1.
-    older = r.catch_up("c", 0, have=3, applied=1)
-    assert [e.msg.slot for e in older if isinstance(e, Send)] == [1, 2, 3]
-    assert r.catch_up("c", 1, have=1, applied=0, window=1) == [
+    older = catch_up(r, "c", 0, have=3, applied=1)
+    assert older == [Send("c", Phase2aMsg(1, s, put(f"w{s - 1}", s - 1), "a"))
+                     for s in (1, 2, 3)]  # no commit: it applied the only one
+    assert catch_up(r, "c", 1, have=1, applied=0, window=1) == [
         Send("c", Phase2aMsg(1, 2, put("w1", 1), "a")), Send("c", CommitMsg(1, 1, "a"))]
     before = snapshot(r)
-    assert r.catch_up("c", 2, have=0, applied=0) == []  # a newer ballot: not ours to serve
-    assert rep("b").catch_up("c", 1, 0, 0) == []  # only a leader answers
+    assert catch_up(r, "c", 2, have=0, applied=0) == []  # a newer ballot: not ours to serve
+    assert catch_up(rep("b"), "c", 1, 0, 0) == []  # only a leader answers
     assert snapshot(r) == before  # re-sending changes nothing
 
 
 def test_resend_uncommitted_rebroadcasts_oldest_pending_2a() -> None:
     r = leader(b=1)
-    assert r.resend_uncommitted(1) == []
+    assert resend_uncommitted(r, 1) == []
     r.client_write(put("x", 1), 1)
     r.client_write(put("y", 2), 1)
-    assert r.resend_uncommitted(1, window=1) == [Broadcast(Phase2aMsg(1, 1, put("x", 1), "a"))]
-    assert len(r.resend_uncommitted(1)) == 2
+    assert resend_uncommitted(r, 1, window=1) == [Broadcast(Phase2aMsg(1, 1, put("x", 1), "a"))]
+    assert len(resend_uncommitted(r, 1)) == 2
     r.receive_vote(Phase2bMsg(1, 2, put("y", 2), "b"))  # slot 2 has its quorum
-    assert r.resend_uncommitted(1) == [Broadcast(Phase2aMsg(1, 1, put("x", 1), "a"))]
-    assert rep("b").resend_uncommitted(1) == []
+    assert resend_uncommitted(r, 1) == [Broadcast(Phase2aMsg(1, 1, put("x", 1), "a"))]
+    assert resend_uncommitted(rep("b"), 1) == []
     # A new leader waiting out an old lease cannot commit yet: re-sending is pointless.
     w = candidate("a", 4)
     w.receive_promise(promise(4, "b", log=(Entry(1, put("x", 1)),), granted=3))
     w.become_leader(4, {"a", "b"}, 0)
     assert w.phase2a(4, 1)
-    assert w.resend_uncommitted(w.wait_until - 1) == []
-    assert w.resend_uncommitted(w.wait_until) == [Broadcast(Phase2aMsg(4, 1, put("x", 1), "a"))]
+    assert resend_uncommitted(w, w.wait_until - 1) == []
+    assert resend_uncommitted(w, w.wait_until) == [Broadcast(Phase2aMsg(4, 1, put("x", 1), "a"))]
 
 
 def test_lease_resend_repeats_only_unanswered_live_requests() -> None:
     r = leader(b=1, now=0)
-    assert r.lease_resend(1) == []  # the only request has a quorum
+    assert lease_resend(r, 1) == []  # the only request has a quorum
     t = DUR - AHEAD  # renewal is due
     assert r.lease_renew(t)
-    assert r.lease_resend(t + 1) == [Broadcast(LeaseMsg(1, t, "a"))]
-    assert r.lease_resend(t + DUR) == []  # expired: it can never count again
+    assert lease_resend(r, t + 1) == [Broadcast(LeaseMsg(1, t, "a"))]
+    assert lease_resend(r, t + DUR) == []  # expired: it can never count again
     r.receive_lease_ack(LeaseAckMsg(1, t, "c", "a"))
-    assert r.lease_resend(t + 1) == []
-    assert rep("b").lease_resend(0) == []
+    assert lease_resend(r, t + 1) == []
+    assert lease_resend(rep("b"), 0) == []
 
 
 def test_restore_rebuilds_the_btree_from_applied_slots() -> None:
@@ -776,6 +854,7 @@ def test_restore_rebuilds_the_btree_from_applied_slots() -> None:
            4: Entry(2, put("y", 5))}
     r = Replica.restore("b", MEMBERS, CFG, (3, log, 2, 3))
     assert (r.ballot, r.granted, r.applied, r.role) == (3, 2, 3, "follower")
+    assert r.top == 4
     assert r.store.get(K) == M(pk=S("k"), v=N(1))
     assert set(r.results) == {"x"}  # slot 3 retried x: applied once; slot 4 not yet applied
     assert r.log == log and r.log is not log

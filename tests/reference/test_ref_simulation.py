@@ -169,11 +169,14 @@ def test_audit_catches_a_replica_serving_strong_reads_without_the_lease(
 
 def test_the_group_refuses_to_start_with_an_unsafe_lease_configuration(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    from conformance.z3_invariants import LeaseConfigError
+    from conformance import lease_theorem
+    from conformance.lease_theorem import LeaseConfigError
     from reference.replica import ReplicaConfig
 
     # Bypass ReplicaConfig's own arithmetic check: the Z3 proof must still refuse.
     monkeypatch.setattr(ReplicaConfig, "__post_init__", lambda self: None)
     with pytest.raises(LeaseConfigError, match="lease safety fails"):
-        World(SimConfig(lease_margin_us=4 * 2_000 - 1, max_drift_us=2_000))
-    World(SimConfig(lease_margin_us=4 * 2_000, max_drift_us=2_000))  # the least safe margin
+        World(SimConfig(lease_margin_us=4 * 2_000 - 1, max_drift_us=2_000),
+              check_config=lease_theorem.require_lease_safety)
+    World(SimConfig(lease_margin_us=4 * 2_000, max_drift_us=2_000),  # the least safe margin
+          check_config=lease_theorem.require_lease_safety)

@@ -1,0 +1,80 @@
+"""Delivery and pumping: what turns messages and time into the replica's spec actions.
+
+``Pump`` hands one received message to the replica (through the reorder buffer
+for 2a messages), then takes every local action that has become enabled: an
+election won, recovered slots re-proposed, commits, applies and a lease renewal.
+The replica itself (reference/replica.py) holds only the spec's actions; the
+choice of which enabled action to take next lives here.
+"""
+
+from __future__ import annotations
+
+from reference.messages import (
+    CommitMsg,
+    LeaseMsg,
+    Message,
+    Phase1aMsg,
+    Phase1bMsg,
+    Phase2aMsg,
+    Phase2bMsg,
+)
+from reference.reorder import ReorderBuffer
+from reference.replica import Effect, Replica
+
+
+class Pump:
+    PIPELINE = 128
+    """Re-proposed recovered slots in flight, uncommitted, at most (the spec lets Phase2a wait)."""
+
+    def __init__(self, replica: Replica) -> None:
+        self.replica = replica
+        self.reorder = ReorderBuffer()
+
+    @property
+    def has_gap(self) -> bool:
+        return self.reorder.has_gap
+
+    def receive(self, m: Message, now_us: int) -> list[Effect]:
+        """Deliver one message, then take every local step it enables."""
+        r = self.replica
+        r._now = now_us
+        effects: list[Effect] = []
+        if isinstance(m, Phase1aMsg):
+            effects += r.phase1b(m)
+        elif isinstance(m, Phase1bMsg):
+            r.receive_promise(m)
+        elif isinstance(m, Phase2aMsg):
+            effects += self.reorder.accept(r, m)
+        elif isinstance(m, Phase2bMsg):
+            r.receive_vote(m)
+        elif isinstance(m, CommitMsg):
+            r.receive_commit(m)
+        elif isinstance(m, LeaseMsg):
+            effects += r.lease_grant(m)
+        else:
+            r.receive_lease_ack(m)
+        return effects + self.pump(now_us)
+
+    def pump(self, now_us: int) -> list[Effect]:
+        """Take every enabled local action (election, re-proposal, commit, apply, lease)."""
+        r = self.replica
+        r._now = now_us
+        effects: list[Effect] = []
+        if r.role == "candidate":
+            quorum = r.first_quorum()
+            if quorum is not None:
+                effects += r.become_leader(r.ballot, quorum, now_us)
+        # Re-propose recovered slots with a bounded number uncommitted, so a long log
+        # does not flood followers.
+        while (r.role == "leader" and r.proposed_upto < r.read_barrier
+               and r.proposed_upto - r.committed_upto < self.PIPELINE):
+            effects += r.phase2a(r.ballot, r.proposed_upto + 1)
+        while step := r.commit(r.ballot, r.committed_upto + 1, now_us):
+            effects += step
+        while step := r.apply():
+            effects += step
+        effects += r.lease_renew(now_us)
+        return effects
+
+
+__all__ = ["Pump"]

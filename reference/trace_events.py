@@ -1,0 +1,183 @@
+"""Typed trace events, derived from the action catalogue (reference/actions.py).
+
+One ``msgspec.Struct`` per traced action, tagged by its ``action`` field, so that
+decoding a line is validating it: wrong types, missing or unknown fields, unknown
+actions and unknown format versions are refused by the decoder. The field order
+the writer uses, and the JSON Schema committed in traces/, come from the same
+structs (``python -m reference.trace_events`` rewrites the schema).
+
+Format version 2 (traces/FORMAT.md):
+``{"action", "v", "node", "replica", "seq", "clock", "real", "kind", "args", "post"}``.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+import msgspec
+
+from reference.actions import MESSAGES, TRACED, Action, ParamType
+
+FORMAT_VERSION = 2
+
+Role = Literal["follower", "candidate", "leader"]
+NonNeg = Annotated[int, msgspec.Meta(ge=0)]
+Positive = Annotated[int, msgspec.Meta(ge=1)]
+
+
+class Cmd(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A logged client command: its request id and its canonical op, verbatim."""
+
+    rid: str
+    op: msgspec.Raw
+
+
+class PostState(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The acting replica's state after the step, as trace validation compares it."""
+
+    bal: Annotated[int, msgspec.Meta(ge=0, description="ballot promised or accepted")]
+    role: Role
+    top: Annotated[int, msgspec.Meta(ge=0, description="highest slot holding an entry")]
+    applied: Annotated[int, msgspec.Meta(ge=0, description="slots applied")]
+    lease: Annotated[bool, msgspec.Meta(description="it believes it holds a lease")]
+
+
+def _message_struct(mtype: str) -> type[msgspec.Struct]:
+    fields = [(("src" if name == "from" else name), _py_type(t)) for name, t in MESSAGES[mtype]]
+    return msgspec.defstruct(f"Msg{mtype.capitalize()}", fields, tag_field="type", tag=mtype,
+                             rename={"src": "from"}, frozen=True, forbid_unknown_fields=True,
+                             module=__name__)
+
+
+def _py_type(t: ParamType) -> Any:
+    if t.startswith("msg:"):
+        return MESSAGE_TYPES[t[4:]]
+    return _SCALARS[t]
+
+
+_SCALARS: dict[str, Any] = {
+    "replica": Annotated[str, msgspec.Meta(min_length=1)],
+    "ballot": Positive,
+    "slot": Positive,
+    "count": NonNeg,
+    "clock": int,
+    "quorum": tuple[Annotated[str, msgspec.Meta(min_length=1)], ...],
+    "cmd": Union[Cmd, None],  # noqa: UP007 (a runtime type object for msgspec)
+    "write": Cmd,
+    "key": msgspec.Raw,
+    "wal": Literal["clean", "torn"],
+    "digest": Annotated[str, msgspec.Meta(pattern="^[0-9a-f]{8}$")],
+    "text": str,
+}
+
+MESSAGE_TYPES: dict[str, type[msgspec.Struct]] = {}
+for _t in MESSAGES:
+    MESSAGE_TYPES[_t] = _message_struct(_t)
+
+
+def _args_struct(a: Action) -> type[msgspec.Struct]:
+    fields = [(p.name, Annotated[_py_type(p.type), msgspec.Meta(description=p.doc)])
+              for p in a.params]
+    return msgspec.defstruct(f"{a.name}Args", fields, frozen=True, forbid_unknown_fields=True,
+                             module=__name__)
+
+
+def _event_struct(a: Action, args: type[msgspec.Struct]) -> type[msgspec.Struct]:
+    fields: list[tuple[str, Any] | tuple[str, Any, Any]] = [
+        ("v", Literal[2]),
+        ("node", Annotated[str, msgspec.Meta(min_length=1)]),
+        ("replica", Annotated[str, msgspec.Meta(min_length=1)]),
+        ("seq", Positive),
+        ("clock", int),
+        ("real", Union[NonNeg, None], None),  # noqa: UP007
+        ("kind", Literal[a.kind]),
+        ("args", args),
+    ]
+    if a.post:
+        fields.append(("post", PostState))
+    return msgspec.defstruct(f"{a.name}Event", fields, tag_field="action", tag=a.name,
+                             kw_only=True, frozen=True, forbid_unknown_fields=True,
+                             module=__name__)
+
+
+ARGS_TYPES: dict[str, type[msgspec.Struct]] = {}
+EVENT_TYPES: dict[str, type[msgspec.Struct]] = {}
+for _a in TRACED:
+    ARGS_TYPES[_a.name] = _args_struct(_a)
+    EVENT_TYPES[_a.name] = _event_struct(_a, ARGS_TYPES[_a.name])
+
+TraceEvent: Any = Union[tuple(EVENT_TYPES.values())]  # noqa: UP007
+"""Any one trace line (a tagged union on ``action``)."""
+
+ACTION_OF: dict[type, str] = {t: name for name, t in EVENT_TYPES.items()}
+"""Event struct type -> its action name (the union's tag)."""
+
+
+def action_of(event: Any) -> str:
+    return ACTION_OF[type(event)]
+
+
+HISTORY_SCHEMA_PATH = Path(__file__).resolve().parent.parent / "traces" / "history.schema.json"
+
+
+def _with_item_schemas(body: dict[str, Any]) -> dict[str, Any]:
+    """Ops and keys are embedded verbatim (``msgspec.Raw``); give them the schemas the
+    history format defines for them, so a schema check also checks their contents."""
+    import json
+
+    defs = json.loads(HISTORY_SCHEMA_PATH.read_text())["$defs"]
+    out = dict(body)
+    for k, v in defs.items():
+        text = json.dumps(v).replace('"#/$defs/', '"#/$defs/history.')
+        out["$defs"][f"history.{k}"] = json.loads(text)
+    out["$defs"]["Cmd"]["properties"]["op"] = {"$ref": "#/$defs/history.op"}
+    for a in TRACED:
+        for p in a.params:
+            if p.type == "key":
+                prop = out["$defs"][f"{a.name}Args"]["properties"][p.name]
+                prop.update({"$ref": "#/$defs/history.key"})
+    return out
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of one trace line, as committed in traces/trace-event.schema.json."""
+    body = _with_item_schemas(msgspec.json.schema(TraceEvent))
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": f"urn:dynaspec:traces:trace-event:{FORMAT_VERSION}",
+        "title": f"dynaspec trace event, format version {FORMAT_VERSION}",
+        "description": "One line of a per-node trace file trace-<node>.jsonl. Generated from "
+                       "reference/actions.py by `python -m reference.trace_events`; see "
+                       "traces/FORMAT.md.",
+        **body,
+    }
+
+
+SCHEMA_PATH = Path(__file__).resolve().parent.parent / "traces" / "trace-event.schema.json"
+
+
+def schema_text() -> str:
+    import json
+
+    return json.dumps(json_schema(), indent=2, sort_keys=False) + "\n"
+
+
+if __name__ == "__main__":
+    SCHEMA_PATH.write_text(schema_text())
+    sys.stdout.write(f"wrote {SCHEMA_PATH}\n")
+
+
+__all__ = [
+    "ACTION_OF",
+    "ARGS_TYPES",
+    "EVENT_TYPES",
+    "FORMAT_VERSION",
+    "MESSAGE_TYPES",
+    "Cmd",
+    "PostState",
+    "TraceEvent",
+    "action_of",
+    "json_schema",
+]
