@@ -20,11 +20,9 @@ Rows: ``{bug, layer, caught, seconds, detail}``; written to build/mutation-matri
 from __future__ import annotations
 
 import io
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from hypothesis import Phase
@@ -33,7 +31,7 @@ from hypothesis.stateful import run_state_machine_as_test
 from conformance import mutants
 from conformance.monitor import Monitor
 from conformance.stateful import PROFILES, ReplicationMachine
-from conformance.trace_loader import Located, event_to_obj, read_trace_file
+from conformance.trace_loader import Located, event_to_obj, read_trace
 from conformance.trace_validation import TimingConfig, validate_events
 from reference.client import HistoryRecord
 from reference.cluster import SimConfig, World, replica_names
@@ -122,13 +120,10 @@ def run_scenario(seed: int, bug: str | None) -> ScenarioRun:
         world.run()
     seconds = time.perf_counter() - started
     merged: list[tuple[int, int, int, Located]] = []
-    with tempfile.TemporaryDirectory(prefix="dynaspec-mm-") as tmp:
-        for i, n in enumerate(names):
-            path = Path(tmp) / f"trace-{n}.jsonl"
-            path.write_bytes(sinks[n].getvalue())
-            for loc in read_trace_file(path):
-                loc = Located(loc.event, f"trace-{n}.jsonl:{loc.where.rsplit(':', 1)[1]}")
-                merged.append((loc.event.real, i, loc.event.seq, loc))
+    for i, n in enumerate(names):
+        sinks[n].seek(0)
+        for loc in read_trace(sinks[n], f"trace-{n}.jsonl"):
+            merged.append((loc.event.real, i, loc.event.seq, loc))
     merged.sort(key=lambda x: x[:3])
     rc = cfg.replica_config()
     timing = TimingConfig(rc.lease_dur_us, rc.lease_margin_us, rc.max_drift_us,

@@ -78,30 +78,37 @@ def node_of_file(path: Path) -> str | None:
 
 def read_trace_file(path: Path) -> Iterator[Located]:
     """One node's events in file order, checked line by line (streams; nothing is held)."""
-    node = node_of_file(path)
-    prev_seq, prev_clock, prev_real = 0, None, None
     try:
         f = path.open("rb")
     except OSError as exc:
         raise TraceInputError(f"{path}:0: cannot read: {exc.strerror}") from None
     with f:
-        for ln, line in enumerate(f, start=1):
-            where = f"{path}:{ln}"
-            if not line.endswith(b"\n"):
-                raise TraceInputError(f"{where}: last line is cut short (no newline)")
-            ev = decode_line(line, where)
-            if node is not None and ev.node != node:
-                raise TraceInputError(f"{where}: event of node {ev.node!r} in {path.name}")
-            if ev.seq != prev_seq + 1:
-                raise TraceInputError(f"{where}: seq {ev.seq} follows {prev_seq}")
-            if prev_clock is not None and ev.clock < prev_clock:
-                raise TraceInputError(f"{where}: clock runs backwards from {prev_clock} "
-                                      f"to {ev.clock}")
-            if ev.real is not None and prev_real is not None and ev.real < prev_real:
-                raise TraceInputError(f"{where}: real time runs backwards from {prev_real} "
-                                      f"to {ev.real}")
-            prev_seq, prev_clock, prev_real = ev.seq, ev.clock, ev.real
-            yield Located(ev, where)
+        yield from read_trace(f, str(path))
+
+
+def read_trace(lines: Iterable[bytes], source: str) -> Iterator[Located]:
+    """One node's events from ``lines`` (a file, or an in-memory trace) named ``source``
+    (``trace-<node>.jsonl`` names the node every line must belong to)."""
+    node = node_of_file(Path(source))
+    prev_seq, prev_clock, prev_real = 0, None, None
+    for ln, line in enumerate(lines, start=1):
+        where = f"{source}:{ln}"
+        if not line.endswith(b"\n"):
+            raise TraceInputError(f"{where}: last line is cut short (no newline)")
+        ev = decode_line(line, where)
+        if node is not None and ev.node != node:
+            raise TraceInputError(f"{where}: event of node {ev.node!r} in "
+                                  f"{Path(source).name}")
+        if ev.seq != prev_seq + 1:
+            raise TraceInputError(f"{where}: seq {ev.seq} follows {prev_seq}")
+        if prev_clock is not None and ev.clock < prev_clock:
+            raise TraceInputError(f"{where}: clock runs backwards from {prev_clock} "
+                                  f"to {ev.clock}")
+        if ev.real is not None and prev_real is not None and ev.real < prev_real:
+            raise TraceInputError(f"{where}: real time runs backwards from {prev_real} "
+                                  f"to {ev.real}")
+        prev_seq, prev_clock, prev_real = ev.seq, ev.clock, ev.real
+        yield Located(ev, where)
 
 
 def trace_files(paths: str | Path | Iterable[str | Path]) -> list[Path]:
@@ -178,6 +185,7 @@ __all__ = [
     "load_trace_dir",
     "members_of",
     "read_config",
+    "read_trace",
     "read_trace_file",
     "trace_files",
 ]

@@ -40,6 +40,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from conformance.tlc_runner import build_command, find_java, find_tla2tools
 from conformance.trace_loader import (
     Located,
@@ -151,7 +153,7 @@ class _Render:
         text = bytes(raw).decode()
         return self.keys.setdefault(text, f"k{len(self.keys) + 1}")
 
-    def value(self, ptype: str, x: Any, sender: str | None = None) -> Any:
+    def value(self, ptype: str, x: Any) -> Any:
         if ptype == "ballot":
             self.max_ballot = max(self.max_ballot, x)
         elif ptype == "slot":
@@ -199,8 +201,6 @@ class _Render:
 
 
 def _op_key(op: Any) -> Any:
-    import orjson
-
     obj = orjson.loads(bytes(op))
     key = {"p": obj["item"]["pk"]} if "item" in obj else obj["key"]
     return orjson.dumps(key, option=orjson.OPT_SORT_KEYS)
@@ -358,6 +358,18 @@ _INVARIANT_RE = re.compile(rb"Invariant (\w+) is violated")
 _STATS_RE = re.compile(rb"([\d,]+) states generated, ([\d,]+) distinct states found")
 
 
+def _last_tried(output: bytes, items: Items
+                ) -> tuple[int, str, Located | None, dict[str, Any] | None]:
+    """The cursor TLC tried last, its printed state summary, and the item and event there."""
+    tries = _TRY_RE.findall(output)
+    last = tries[-1].decode(errors="replace") if tries else ""
+    m = re.search(r"cursor \|-> (\d+)", last)
+    cursor = int(m.group(1)) if m else 1
+    loc = items.origin[cursor - 1] if cursor - 1 < len(items.origin) else None
+    item = items.items[cursor - 1] if cursor - 1 < len(items.items) else None
+    return cursor, last, loc, item
+
+
 def _violated_name(output: bytes, invariant: bytes) -> str:
     named = _VIOLATED_RE.findall(output)
     return (named[-1] if named else invariant).decode()
@@ -440,26 +452,15 @@ def validate_events(events: Sequence[Located], timing: TimingConfig, *,
     violated = _INVARIANT_RE.search(output)
     if violated:
         # The state that breaks it was reached by the item at the last cursor tried.
-        tries = _TRY_RE.findall(output)
-        last = tries[-1].decode(errors="replace") if tries else ""
-        m = re.search(r"cursor \|-> (\d+)", last)
-        cursor = int(m.group(1)) if m else 1
-        loc = items.origin[cursor - 1] if cursor - 1 < len(items.origin) else None
-        item = items.items[cursor - 1] if cursor - 1 < n else None
+        cursor, last, loc, item = _last_tried(output, items)
         what = f"{loc.where}: " if loc else ""
         return TraceValidationResult(
             False, len(events), n, seconds,
             f"{what}{_violated_name(output, violated.group(1))} is violated in the spec state "
-            f"after this "
-            f"step ({item['action'] if item else '?'}; item {cursor} of {n})",
+            f"after this step ({item['action'] if item else '?'}; item {cursor} of {n})",
             unmatched=loc, item=item, state=_summary_state(last), tlc_output_tail=tail)
     if b"Deadlock reached" in output:
-        tries = _TRY_RE.findall(output)
-        last = tries[-1].decode(errors="replace") if tries else ""
-        m = re.search(r"cursor \|-> (\d+)", last)
-        cursor = int(m.group(1)) if m else 1
-        loc = items.origin[cursor - 1] if cursor - 1 < len(items.origin) else None
-        item = items.items[cursor - 1] if cursor - 1 < n else None
+        cursor, last, loc, item = _last_tried(output, items)
         what = f"{loc.where}: " if loc else ""
         desc = (f"tick of {item['d']}us before it" if item and item["kind"] == "tick"
                 else f"{item['action'] if item else '?'}")

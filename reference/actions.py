@@ -157,6 +157,8 @@ ACTIONS: dict[str, Action] = {a.name: a for a in CATALOGUE}
 TRACED: tuple[Action, ...] = tuple(a for a in CATALOGUE if a.traced)
 SPEC_ACTIONS: tuple[Action, ...] = tuple(a for a in TRACED if a.kind == "spec")
 ENV_EVENTS: tuple[Action, ...] = tuple(a for a in TRACED if a.kind == "env")
+_BY_NEXT_OPERATOR: dict[str, str] = {a.next_operator: a.name for a in CATALOGUE}
+_BY_HANDLER: dict[str, str] = {a.handler: a.name for a in SPEC_ACTIONS}
 
 
 def action_of_tlc_step(name: str) -> str:
@@ -169,8 +171,7 @@ def action_of_tlc_step(name: str) -> str:
     """
     if name in ACTIONS:
         return name
-    base = name.removeprefix("Next")
-    return base if base in ACTIONS else name
+    return _BY_NEXT_OPERATOR.get(name, name)
 
 
 F = TypeVar("F", bound=Callable[..., object])
@@ -180,9 +181,9 @@ SPEC_ACTION_ATTR = "__spec_action__"
 
 def spec_action(fn: F) -> F:
     """Mark a replica method as the handler of the spec action named after it."""
-    name = "".join(part.capitalize() for part in fn.__name__.split("_"))
-    if name not in ACTIONS or ACTIONS[name].kind != "spec":
-        raise ValueError(f"{fn.__name__}: no spec action {name!r} in the catalogue")
+    name = _BY_HANDLER.get(fn.__name__)
+    if name is None:
+        raise ValueError(f"{fn.__name__}: no spec action in the catalogue has this handler")
     setattr(fn, SPEC_ACTION_ATTR, name)
     return fn
 

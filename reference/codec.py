@@ -6,9 +6,10 @@ network frames it with a CRC32C (reference/network.py). ``decode`` rejects
 anything malformed with ``CodecError``, so a corrupt frame that slipped past the
 checksum still cannot reach a handler.
 
-In traces messages use the spec's record field names (``type``, ``bal``,
-``from``, ``to``, ``slot``, ``cmd``...), so a trace line reads like the spec's
-``m``. A command is ``null`` for NoOp or ``{"rid": ..., "op": {...}}``.
+``msg_to_json``/``cmd_to_json`` give every message the spec's record field names
+(``type``, ``bal``, ``from``, ``to``, ``slot``, ``cmd``...). Trace lines no longer
+use them: the trace writer (reference/trace.py) builds typed events from the
+action catalogue.
 """
 
 from __future__ import annotations

@@ -477,10 +477,9 @@ class ReplicaNode:
         digest = log_digest((slot, e.bal, e.cmd.request_id if isinstance(e.cmd, Command) else "",
                              e.cmd.op if isinstance(e.cmd, Command) else b"")
                             for slot, e in sorted(log.items()))
-        post = PostState(ballot, "follower", self.replica.top, applied, False)
-        self._env("Restart", post, ballot=ballot, granted=granted, applied=applied,
-                  log=max(log, default=0), wal=result.kind, truncated=result.truncated_bytes,
-                  digest=digest)
+        self._env("Restart", self.replica.summary(), ballot=ballot, granted=granted,
+                  applied=applied, log=self.replica.top, wal=result.kind,
+                  truncated=result.truncated_bytes, digest=digest)
         self._reset_election_deadline()
         self._schedule_tick()
 

@@ -37,7 +37,7 @@ class Pump:
     def receive(self, m: Message, now_us: int) -> list[Effect]:
         """Deliver one message, then take every local step it enables."""
         r = self.replica
-        r._now = now_us
+        r.now_us = now_us
         effects: list[Effect] = []
         if isinstance(m, Phase1aMsg):
             effects += r.phase1b(m)
@@ -58,7 +58,7 @@ class Pump:
     def pump(self, now_us: int) -> list[Effect]:
         """Take every enabled local action (election, re-proposal, commit, apply, lease)."""
         r = self.replica
-        r._now = now_us
+        r.now_us = now_us
         effects: list[Effect] = []
         if r.role == "candidate":
             quorum = r.first_quorum()

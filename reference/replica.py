@@ -10,7 +10,7 @@ vote that was sent but not persisted could be forgotten by a crash.
 
 The spec reads a global set of messages ``msgs``; a replica only knows what it
 has sent and received. The spec's predicates over ``msgs`` become local
-knowledge gathered by ``receive``:
+knowledge gathered by the ``receive_*`` methods (reference/pump.py delivers):
 
 * ``Proposed(b, s)``/``Committed(b, s)`` for the replica's own ballot: only the
   ballot's leader sends 2a and commit messages for it, and it does so in slot
@@ -208,8 +208,9 @@ class Replica:
         # Outcome per applied request id: the at-most-once table, part of the applied state.
         self.results: dict[str, Result] = {}
         self._v = _Volatile()
-        self._now = 0
-        """The latest local time a handler was given: the post-state's lease is judged at it."""
+        self.now_us = 0
+        """The latest local time a handler or the pump was given; a step's post-state
+        judges the lease at it."""
         self.events: list[Recorded] = []
 
     # --- views of state, named as in the spec --------------------------------------
@@ -320,11 +321,14 @@ class Replica:
 
     # --- helpers ---------------------------------------------------------------------
 
+    def summary(self) -> PostState:
+        """The state a trace line reports after a step (traces/FORMAT.md ``post``)."""
+        return PostState(self.ballot, self._v.role, self.top, self.applied,
+                         self.holds_lease(self.now_us))
+
     def _record(self, action: str, **args: Any) -> None:
         """Record a step once its handler has made all its changes (the post-state)."""
-        post = PostState(self.ballot, self._v.role, self.top, self.applied,
-                         self._v.role == "leader" and self.holds_lease(self._now))
-        self.events.append(Recorded(action, args, post))
+        self.events.append(Recorded(action, args, self.summary()))
 
     def _write_log(self, s: int, e: Entry) -> None:
         self.log[s] = e
@@ -376,7 +380,7 @@ class Replica:
     @spec_action
     def phase1a(self, b: int, now_us: int) -> list[Effect]:
         """Start an election with ballot ``b``, which the caller must own (``next_ballot``)."""
-        self._now = now_us
+        self.now_us = now_us
         if self.members[self.node_id] != "storage" or self._v.role == "leader":
             return []
         if b <= self.ballot:
@@ -415,7 +419,7 @@ class Replica:
 
     @spec_action
     def become_leader(self, b: int, quorum: set[str], now_us: int) -> list[Effect]:
-        self._now = now_us
+        self.now_us = now_us
         v = self._v
         if v.role != "candidate" or self.ballot != b:
             return []
@@ -444,7 +448,7 @@ class Replica:
 
     @spec_action
     def client_write(self, cmd: Command, now_us: int) -> list[Effect]:
-        self._now = now_us
+        self.now_us = now_us
         v = self._v
         if v.role != "leader":
             return [Reply(cmd.request_id, NotLeader())]
@@ -500,7 +504,7 @@ class Replica:
 
     @spec_action
     def commit(self, b: int, s: int, now_us: int) -> list[Effect]:
-        self._now = now_us
+        self.now_us = now_us
         v = self._v
         if v.role != "leader" or self.ballot != b or now_us < v.wait_until:
             return []
@@ -551,7 +555,7 @@ class Replica:
 
     @spec_action
     def lease_renew(self, now_us: int) -> list[Effect]:
-        self._now = now_us
+        self.now_us = now_us
         v = self._v
         if v.role != "leader" or self.config.lease_dur_us <= self.wait_left(now_us):
             return []
@@ -592,7 +596,7 @@ class Replica:
 
     @spec_action
     def strong_read(self, key: Key, now_us: int, request_id: str = "") -> list[Effect]:
-        self._now = now_us
+        self.now_us = now_us
         v = self._v
         if v.role != "leader":
             return [Reply(request_id, NotLeader())]
@@ -608,7 +612,7 @@ class Replica:
     def eventual_read(self, key: Key, request_id: str = "",
                       now_us: int | None = None) -> list[Effect]:
         if now_us is not None:
-            self._now = now_us
+            self.now_us = now_us
         if self.members[self.node_id] != "storage":
             return [Reply(request_id, NotStorage())]
         item = self.store.get(key)

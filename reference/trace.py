@@ -17,7 +17,7 @@ import google_crc32c
 import msgspec
 import orjson
 
-from reference.actions import ACTIONS
+from reference.actions import ACTIONS, MESSAGES
 from reference.messages import Command
 from reference.storage import key_to_json
 from reference.trace_events import (
@@ -48,11 +48,12 @@ def _same(x: Any) -> Any:
 
 def _message(mtype: str) -> Callable[[Any], Any]:
     struct = MESSAGE_TYPES[mtype]
-    fields = struct.__struct_fields__
+    # The domain message and the struct both call the sender ``src`` (``from`` in JSON).
+    plan = tuple(("src" if name == "from" else name, _converter(ptype))
+                 for name, ptype in MESSAGES[mtype])
 
     def convert(m: Any) -> Any:
-        return struct(**{f: (_cmd(getattr(m, f)) if f == "cmd" else getattr(m, f))
-                         for f in fields})
+        return struct(**{f: conv(getattr(m, f)) for f, conv in plan})
     return convert
 
 

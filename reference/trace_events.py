@@ -12,6 +12,7 @@ Format version 2 (traces/FORMAT.md):
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
@@ -125,8 +126,6 @@ HISTORY_SCHEMA_PATH = Path(__file__).resolve().parent.parent / "traces" / "histo
 def _with_item_schemas(body: dict[str, Any]) -> dict[str, Any]:
     """Ops and keys are embedded verbatim (``msgspec.Raw``); give them the schemas the
     history format defines for them, so a schema check also checks their contents."""
-    import json
-
     defs = json.loads(HISTORY_SCHEMA_PATH.read_text())["$defs"]
     out = dict(body)
     for k, v in defs.items():
@@ -159,8 +158,6 @@ SCHEMA_PATH = Path(__file__).resolve().parent.parent / "traces" / "trace-event.s
 
 
 def schema_text() -> str:
-    import json
-
     return json.dumps(json_schema(), indent=2, sort_keys=False) + "\n"
 
 

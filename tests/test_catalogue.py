@@ -69,8 +69,9 @@ def test_every_spec_action_is_an_operator_of_the_spec_with_the_catalogue_paramet
 
 def test_every_action_in_next_has_its_named_disjunct_and_no_other_exists() -> None:
     defs = definitions(SPEC)
-    disjuncts = {n.removeprefix("Next") for n in defs if re.fullmatch(r"Next[A-Z]\w*", n)}
-    expected = {a.name for a in CATALOGUE if a.kind == "spec" and a.in_next and a.traced}
+    disjuncts = {n for n in defs if re.fullmatch(r"Next[A-Z]\w*", n)}
+    expected = {a.next_operator for a in CATALOGUE
+                if a.kind == "spec" and a.in_next and a.traced}
     assert disjuncts == expected
     assert "Tick" in defs
 

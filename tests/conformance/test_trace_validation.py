@@ -114,10 +114,12 @@ def test_the_generated_module_dispatches_every_traced_action_and_checks_safety(
     assert "INVARIANTS\n    TraceSafety" in cfg
 
 
-@pytest.mark.parametrize(("field", "delta"), [("top", 1), ("bal", 1), ("applied", -1)])
+@pytest.mark.parametrize(("field", "edit"), [("top", 1), ("bal", 1), ("applied", -1),
+                                             ("lease", True)])
 def test_a_hand_edited_post_state_is_rejected_at_its_line(
-        tmp_path: Path, crash_trace: Path, field: str, delta: int) -> None:
-    """One field of one line's state summary, edited by hand: rejected with file:line."""
+        tmp_path: Path, crash_trace: Path, field: str, edit: int | bool) -> None:
+    """One field of one line's state summary, edited by hand: rejected with file:line.
+    (A lease claimed by a follower: the spec's replica holds none.)"""
     edited = tmp_path / "edited"
     edited.mkdir()
     for f in crash_trace.iterdir():
@@ -125,9 +127,13 @@ def test_a_hand_edited_post_state_is_rejected_at_its_line(
     path = edited / "trace-r2.jsonl"
     lines = path.read_bytes().splitlines()
     target = next(i for i, ln in enumerate(lines) if i >= 40
-                  and orjson.loads(ln)["post"]["applied"] > 0)
+                  and orjson.loads(ln)["post"]["applied"] > 0
+                  and orjson.loads(ln)["post"]["role"] == "follower")
     ev = orjson.loads(lines[target])
-    ev["post"][field] += delta
+    if isinstance(edit, bool):
+        ev["post"][field] = edit
+    else:
+        ev["post"][field] += edit
     lines[target] = orjson.dumps(ev)
     path.write_bytes(b"\n".join(lines) + b"\n")
     result = validate_trace_dir(edited, max_events=1000)
@@ -155,3 +161,26 @@ def test_bad_input_names_the_file_and_line(tmp_path: Path, crash_trace: Path) ->
     (bad / "trace-r1.jsonl").write_bytes(orjson.dumps(ev) + b"\n")
     with pytest.raises(TraceInputError, match=r"trace-r1.jsonl:1: not a valid trace event"):
         load_trace_dir(bad)
+
+
+def test_the_safety_invariants_are_checked_in_every_state(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """EarlyAck against a spec whose commit rule has the same bug: every step matches, so
+    only the invariants can object, and Durability does at the first early commit."""
+    import conformance.trace_validation as tv
+
+    specs = tmp_path / "specs"
+    specs.mkdir()
+    for f in tv.SPECS.glob("*.tla"):
+        (specs / f.name).write_text(f.read_text())
+    spec = (specs / "Replication.tla").read_text()
+    assert "CommitQuorum(S) == IsQuorum(S)" in spec
+    (specs / "Replication.tla").write_text(
+        spec.replace("CommitQuorum(S) == IsQuorum(S)", "CommitQuorum(S) == S # {}"))
+    monkeypatch.setattr(tv, "SPECS", specs)
+    run = simulate(tmp_path / "early-ack", bug="EarlyAck", duration_s=1.0)
+    result = validate_trace_dir(run)
+    assert not result.ok
+    assert "Durability is violated in the spec state after this step (Commit" in \
+        result.message, result.message
+    assert result.unmatched is not None and result.message.startswith(result.unmatched.where)
