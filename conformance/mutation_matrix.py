@@ -29,6 +29,7 @@ from hypothesis import Phase
 from hypothesis.stateful import run_state_machine_as_test
 
 from conformance import mutants
+from conformance.lease_theorem import require_lease_safety
 from conformance.monitor import Monitor
 from conformance.stateful import PROFILES, ReplicationMachine
 from conformance.trace_loader import Located, event_to_obj, read_trace
@@ -115,7 +116,7 @@ def run_scenario(seed: int, bug: str | None) -> ScenarioRun:
     sinks = {n: io.BytesIO() for n in names}
     started = time.perf_counter()
     with mutants.active(bug):
-        world = World(cfg, sinks)  # type: ignore[arg-type]
+        world = World(cfg, sinks, check_config=require_lease_safety)  # type: ignore[arg-type]
         script(world)
         world.run()
     seconds = time.perf_counter() - started

@@ -37,6 +37,7 @@ from hypothesis.stateful import (
     rule,
 )
 
+from conformance.lease_theorem import require_lease_safety
 from conformance.monitor import Monitor
 from reference.client import Client
 from reference.cluster import SimConfig, World, replica_names
@@ -100,7 +101,7 @@ class ReplicationMachine(RuleBasedStateMachine):
                                         election_timeout_us=election_ms * MS))
         rc = cfg.replica_config()
         self.monitor = Monitor(self.names, rc.lease_dur_us, rc.lease_margin_us)
-        self.world = World(cfg, listener=self._on_event)
+        self.world = World(cfg, listener=self._on_event, check_config=require_lease_safety)
         self.enabled = enabled
         w = self.world
         self.clients = [Client(w.sim, w.net, f"hc{i}", f"az{i + 1}", self.names,

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import IO, Any
+from typing import IO
 
 from reference.audit import AuditReport, audit
 from reference.client import Client, ClientConfig, HistoryRecord
@@ -26,7 +26,7 @@ from reference.network import Network, NetworkConfig
 from reference.node import NodeConfig, ReplicaNode
 from reference.replica import DEFAULT_SCHEMA, ReplicaConfig
 from reference.simulator import Simulator
-from reference.trace import TraceWriter
+from reference.trace import Listener, TraceWriter
 from reference.workload import Workload, WorkloadConfig
 
 _SECOND = 1_000_000
@@ -104,7 +104,7 @@ class World:
     ``ReplicaConfig``'s own arithmetic check applies."""
 
     def __init__(self, config: SimConfig, trace_sinks: dict[str, IO[bytes]] | None = None,
-                 listener: Callable[[dict[str, Any]], None] | None = None, *,
+                 listener: Listener | None = None, *,
                  check_config: Callable[[ReplicaConfig], None] | None = None) -> None:
         self.requested = config
         self.config = cfg = config.effective()
