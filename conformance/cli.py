@@ -21,9 +21,39 @@ REPO = Path(__file__).resolve().parent.parent
 DEFAULT_MANIFEST = REPO / "specs" / "manifest.json"
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+INTERNAL_ERROR_LOG = Path("build") / "internal-error.txt"
+
+
+class _Group(click.Group):
+    """Exit codes, across all commands: 0 clean, 1 a violation, 2 unusable input, 3 an
+    internal error (a bug in dynaspec): one line, the traceback saved to a file."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit,
+                KeyboardInterrupt):
+            raise
+        except Exception as exc:
+            import traceback
+
+            where = INTERNAL_ERROR_LOG
+            try:
+                where.parent.mkdir(parents=True, exist_ok=True)
+                where.write_text(traceback.format_exc())
+            except OSError:
+                where = Path("(could not be written)")
+            first = str(exc).splitlines()[0] if str(exc) else ""
+            click.echo(f"internal error: {type(exc).__name__}: {first} (a dynaspec bug; "
+                       f"traceback in {where})", err=True)
+            sys.exit(3)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
-    """dynaspec: DynamoDB's replication design in TLA+, with a reference checked against it."""
+    """dynaspec: DynamoDB's replication design in TLA+, with a reference checked against it.
+
+    Exit codes: 0 clean, 1 a violation found, 2 unusable input, 3 an internal error."""
 
 
 @main.command("check-models")

@@ -320,7 +320,7 @@ class Monitor:
                                 for s, (b, c) in sorted(rep.log.items()))
             if digest != a.digest:
                 self._fail("Durability", f"{node} restarted with a log that differs from the "
-                                         f"one its steps wrote (digest {a['digest']}, "
+                                         f"one its steps wrote (digest {a.digest}, "
                                          f"expected {digest})")
 
     def _on_Quarantine(self, node: str, rep: _Replica, a: Any,

@@ -191,3 +191,13 @@ def test_lease_request_by_a_non_leader() -> None:
     e = Events()
     found = e("r2", "LeaseRenew", 5, r="r2", start=5)
     assert found and found[0].startswith("LeaseExclusivity")
+
+
+def test_durability_restart_with_a_log_other_than_the_one_written() -> None:
+    """Same (ballot, granted, applied, log top) but different entries: the digest differs."""
+    e = Events()
+    e("r2", "Phase2b", 0, a="r2", m=m2a(1, 1, "w", "r1"))
+    e("r2", "Crash", 1, r="r2")
+    found = e("r2", "Restart", 2, ballot=1, granted=0, applied=0, log=1, wal="clean",
+              truncated=0, digest="00000000")
+    assert found and found[0].startswith("Durability") and "digest 00000000" in found[0]

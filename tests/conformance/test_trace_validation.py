@@ -163,24 +163,30 @@ def test_bad_input_names_the_file_and_line(tmp_path: Path, crash_trace: Path) ->
         load_trace_dir(bad)
 
 
+@pytest.mark.parametrize(("bug", "hook", "mutated", "invariant"), [
+    ("EarlyAck", "CommitQuorum(S) == IsQuorum(S)", "CommitQuorum(S) == S # {}", "Durability"),
+    ("NoLeaseWait", "NewLeaderWait == LeaseDur + LeaseMargin", "NewLeaderWait == 0",
+     "LeaseExclusivity"),
+])
 def test_the_safety_invariants_are_checked_in_every_state(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """EarlyAck against a spec whose commit rule has the same bug: every step matches, so
-    only the invariants can object, and Durability does at the first early commit."""
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, bug: str, hook: str, mutated: str,
+        invariant: str) -> None:
+    """A seeded bug against a spec whose hook has the same bug: every step matches, so
+    only the invariants checked in every state can object, and the bug's one does."""
     import conformance.trace_validation as tv
+    from conformance.mutation_matrix import TLC_EVENTS, run_scenario
 
     specs = tmp_path / "specs"
     specs.mkdir()
     for f in tv.SPECS.glob("*.tla"):
         (specs / f.name).write_text(f.read_text())
     spec = (specs / "Replication.tla").read_text()
-    assert "CommitQuorum(S) == IsQuorum(S)" in spec
-    (specs / "Replication.tla").write_text(
-        spec.replace("CommitQuorum(S) == IsQuorum(S)", "CommitQuorum(S) == S # {}"))
+    assert spec.count(hook) == 1
+    (specs / "Replication.tla").write_text(spec.replace(hook, mutated))
     monkeypatch.setattr(tv, "SPECS", specs)
-    run = simulate(tmp_path / "early-ack", bug="EarlyAck", duration_s=1.0)
-    result = validate_trace_dir(run)
+    run = run_scenario(1, bug)
+    result = tv.validate_events(run.events[:TLC_EVENTS], run.timing, replicas=run.replicas)
     assert not result.ok
-    assert "Durability is violated in the spec state after this step (Commit" in \
-        result.message, result.message
+    assert f"{invariant} is violated in the spec state after this step" in result.message, \
+        result.message
     assert result.unmatched is not None and result.message.startswith(result.unmatched.where)
