@@ -40,7 +40,7 @@ from reference.node import NodeConfig
 from reference.workload import WorkloadConfig
 
 LAYERS = ("hypothesis", "monitor", "linearizability", "z3-leases", "tlc")
-TLC_EVENTS = 1000
+TLC_EVENTS = 2000
 SECOND = 1_000_000
 
 

@@ -41,7 +41,7 @@ from conformance.lease_theorem import require_lease_safety
 from conformance.monitor import Monitor
 from reference.client import Client
 from reference.cluster import SimConfig, World, replica_names
-from reference.node import NodeConfig
+from reference.node import NodeConfig, ReplicaNode
 from reference.storage import (
     AddNumber,
     AttributeNotExists,
@@ -55,6 +55,7 @@ from reference.storage import (
     Update,
 )
 from reference.trace_events import action_of
+from reference.wal import HEADER_SIZE, Disk, recover
 
 KEYS = ("a", "b", "c")
 
@@ -68,6 +69,20 @@ def event(name: str) -> None:
 
 FAULT_KINDS = ("crash", "partition", "link", "skew", "corrupt")
 MS = 1_000
+
+
+def _rot_a_logged_digit(node: ReplicaNode, spot: int) -> bool:
+    """Bit rot that still decodes: flip the low bit of a digit in the payload of a
+    log-entry record ('0' <-> '1', ..., '8' <-> '9'), so the slot, ballot or command
+    read back differ from what was written and only the record's checksum can tell.
+    False if the (down) node's WAL holds no such digit."""
+    records = recover(Disk(node.disk.contents())).records
+    spots = [r.offset + HEADER_SIZE + i for r in records if r.payload.startswith(b'["l"')
+             for i, ch in enumerate(r.payload) if 0x30 <= ch <= 0x39]
+    if not spots:
+        return False
+    node.disk.flip_bit(spots[spot % len(spots)], 0)
+    return True
 
 
 class ReplicationMachine(RuleBasedStateMachine):
@@ -186,8 +201,14 @@ class ReplicationMachine(RuleBasedStateMachine):
             if len(up) == 3 and not self.corrupted:  # keep at most one replica out
                 name = data.draw(st.sampled_from(sorted(up)), label="corrupt")
                 w.crash(name)
-                newest = data.draw(st.sampled_from([None, 400]), label="newest records")
-                w.nodes[name].flip_wal_bit(within_last=newest)
+                # Anywhere, among the newest records, or a digit of a logged entry.
+                where = data.draw(st.sampled_from([0, 400, -1]), label="where")
+                if where < 0:
+                    spot = data.draw(st.integers(0, 1 << 20), label="digit")
+                    if _rot_a_logged_digit(w.nodes[name], spot):
+                        event("WAL digit rotted (decodes; only the checksum can tell)")
+                else:
+                    w.nodes[name].flip_wal_bit(within_last=where or None)
                 self.corrupted = True
                 event("WAL bit flipped")
         elif kind == "partition":

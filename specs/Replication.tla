@@ -632,13 +632,14 @@ TypeOK ==
 (* below only look values up in these sets (TLC re-evaluates definitions  *)
 (* per use, so scanning msgs once per property keeps checking fast).      *)
 (***************************************************************************)
-Votes2bAll == {<<m.bal, m.slot, m.cmd, m.from>> : m \in {m \in msgs : m.type = "2b"}}
-
-\* <<b, s, c>>: command c is chosen at slot s in ballot b (a quorum voted).
+\* <<b, s, c>>: command c is chosen at slot s in ballot b (a quorum voted).  Each
+\* voter's 2b is looked up in msgs by its record (a set lookup), rather than
+\* scanning every vote once per candidate.
 ChosenTriples ==
-    LET cands == {<<v[1], v[2], v[3]>> : v \in Votes2bAll}
-    IN {t \in cands : IsQuorum({v[4] : v \in {v \in Votes2bAll :
-                                  v[1] = t[1] /\ v[2] = t[2] /\ v[3] = t[3]}})}
+    LET cands == {<<m.bal, m.slot, m.cmd>> : m \in {m \in msgs : m.type = "2b"}}
+    IN {t \in cands :
+          IsQuorum({a \in Replicas : [type |-> "2b", bal |-> t[1], slot |-> t[2],
+                                       cmd |-> t[3], from |-> a] \in msgs})}
 
 \* <<s, c>>: command c is chosen at slot s.
 PairsOf(triples) == {<<t[2], t[3]>> : t \in triples}
@@ -648,17 +649,26 @@ ChosenPairs == PairsOf(ChosenTriples)
 (* operator) and then named over ChosenTriples or ChosenPairs, so that    *)
 (* trace validation can compute the chosen set once per state for all.   *)
 
-\* No slot has two chosen values.
-AgreementIn(pairs) == \A p, q \in pairs : p[1] = q[1] => p[2] = q[2]
+\* No slot has two chosen values: no two chosen <<s, c>> share their slot.
+AgreementIn(pairs) == Cardinality({p[1] : p \in pairs}) = Cardinality(pairs)
 Agreement == AgreementIn(ChosenPairs)
 
 \* An acknowledged write is chosen, is in a quorum's durable logs now (so no
 \* crash has lost it), and is proposed by every leader of a ballot at least
 \* the one it was chosen in (every later leader).
 DurabilityIn(chosen) ==
+    LET chosenCmds == {t[3] : t \in chosen}
+        \* <<s, c>> held at slot s of some durable log
+        held == UNION {{<<s, log[a][s].cmd>> : s \in {s \in Slots : log[a][s].bal > 0}} :
+                       a \in Replicas}
+        \* commands a quorum's durable logs hold at one slot
+        quorumHeld == {p[2] : p \in {p \in held :
+                          IsQuorum({a \in Replicas : log[a][p[1]].cmd = p[2]
+                                                     /\ log[a][p[1]].bal > 0})}}
+    IN
     \A c \in acked :
-        /\ \E t \in chosen : t[3] = c
-        /\ \E s \in Slots : IsQuorum({a \in Replicas : log[a][s].cmd = c /\ log[a][s].bal > 0})
+        /\ c \in chosenCmds
+        /\ c \in quorumHeld
         /\ \A r \in Replicas :
               (role[r] = "leader" /\ \E t \in chosen : t[3] = c /\ t[1] <= ballot[r])
                   => c \in Range(proposals[r])
