@@ -219,4 +219,6 @@ def test_parses_a_megabyte_state_quickly() -> None:
     assert state["log"][MV("r359")][39] == Record(
         term=39, val=-39, key="k39", ok=True, ids=frozenset({39, 9})
     )
-    assert elapsed < 1.0, f"parsing 1 MB took {elapsed:.2f}s"
+    # A guard against quadratic parsing (minutes), not a benchmark: loose enough for a
+    # shared 2-core CI machine, where 1 s flaked.
+    assert elapsed < 5.0, f"parsing 1 MB took {elapsed:.2f}s"
