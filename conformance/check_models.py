@@ -11,8 +11,10 @@ Writes build/check-models.json and one counterexample JSON per failing model.
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import json
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -170,27 +172,61 @@ def check_models(
     update_manifest: bool = False,
     show_traces: bool = False,
     console: Console | None = None,
+    jobs: int = 1,
 ) -> list[ModelRun]:
     console = console or Console(stderr=True)
-    runs: list[ModelRun] = []
     started = time.monotonic()
-    for i, entry in enumerate(entries, 1):
+    lock = threading.Lock()
+    done: dict[str, ModelRun] = {}
+
+    def one(i: int, entry: ModelEntry) -> ModelRun:
         label = f"[{i}/{len(entries)}] {entry.name} ({entry.kind}, expect {entry.expected})"
-        with console.status(label) as status:
-            def progress(p: Progress, status: Any = status, label: str = label) -> None:
-                line = (f"{label}: {p.distinct_states or 0:,} distinct states, "
-                        f"depth {p.depth}, queue {p.queue or 0:,}, {p.seconds:.0f} s")
-                status.update(line)
-                if not console.is_terminal:  # logs get TLC's (minutely) progress as lines
-                    console.print(f"     .. {line}", highlight=False)
-            run = run_model(manifest, entry, timeout=timeout, out_dir=out_dir,
-                            on_progress=progress, compare_counts=not update_manifest)
-        runs.append(run)
-        verdict = "[green]PASS[/green]" if run.passed else "[red]FAIL[/red]"
-        console.print(f"{verdict} {label}: {run.result.outcome} "
-                      f"{run.result.property or ''} in {run.result.seconds:.1f} s")
-        for problem in run.problems:
-            console.print(f"     [red]{problem}[/red]")
+
+        def say(line: str) -> None:
+            with lock:
+                console.print(f"     .. {line}", highlight=False)
+
+        def run_it(progress: Callable[[Progress], None]) -> ModelRun:
+            return run_model(manifest, entry, timeout=timeout, out_dir=out_dir,
+                             on_progress=progress, compare_counts=not update_manifest)
+
+        def line_of(p: Progress) -> str:
+            return (f"{label}: {p.distinct_states or 0:,} distinct states, "
+                    f"depth {p.depth}, queue {p.queue or 0:,}, {p.seconds:.0f} s")
+
+        if jobs == 1:
+            with console.status(label) as status:
+                def progress(p: Progress, status: Any = status) -> None:
+                    status.update(line_of(p))
+                    if not console.is_terminal:  # logs get TLC's (minutely) progress as lines
+                        say(line_of(p))
+                run = run_it(progress)
+        else:  # several TLC processes: minutely progress lines instead of one spinner
+            run = run_it(lambda p: say(line_of(p)))
+        with lock:
+            verdict = "[green]PASS[/green]" if run.passed else "[red]FAIL[/red]"
+            console.print(f"{verdict} {label}: {run.result.outcome} "
+                          f"{run.result.property or ''} in {run.result.seconds:.1f} s")
+            for problem in run.problems:
+                console.print(f"     [red]{problem}[/red]")
+            done[entry.name] = run
+        return run
+
+    numbered = list(enumerate(entries, 1))
+    if jobs == 1:
+        for i, entry in numbered:
+            one(i, entry)
+    else:
+        # Longest first (by the manifest's last time), so the long models do not end up
+        # running alone at the end.  Each model still runs with its own worker count, so
+        # its state counts stay what the manifest pins.
+        numbered.sort(key=lambda ie: -(ie[1].seconds or 0.0))
+        with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
+            for future in [pool.submit(one, i, e) for i, e in numbered]:
+                future.result()
+    runs = [done[e.name] for e in entries]
+    for run in runs:
+        entry = run.entry
         unexpected = entry.kind == "correct" and run.result.trace
         if run.result.trace and (show_traces or unexpected):
             console.print(format_trace(run.result.trace), markup=False, highlight=False,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Any, ClassVar
@@ -69,8 +70,13 @@ def main() -> None:
 @click.option("--update-manifest", is_flag=True,
               help="Record this run's state counts and depths in the manifest.")
 @click.option("--show-traces", is_flag=True, help="Print every counterexample, mutants' too.")
+@click.option("--jobs", type=click.IntRange(min=1), default=min(2, os.cpu_count() or 1),
+              show_default="2, or 1 on one core",
+              help="TLC processes at once (each model keeps its own worker count, so its "
+                   "state counts stay deterministic).")
 def check_models_cmd(model_set: str, models: tuple[str, ...], manifest: Path, out: Path,
-                     timeout: float, update_manifest: bool, show_traces: bool) -> None:
+                     timeout: float, update_manifest: bool, show_traces: bool,
+                     jobs: int) -> None:
     """Model-check the specs: correct models must pass, mutants must be caught."""
     # Logs (CI) are not terminals: give the table room instead of 80 columns.
     console = Console(stderr=True, width=None if sys.stderr.isatty() else 150)
@@ -81,7 +87,7 @@ def check_models_cmd(model_set: str, models: tuple[str, ...], manifest: Path, ou
             raise click.UsageError(f"no model in set {model_set!r}")
         runs = check_models(loaded, entries, out_dir=out, timeout=timeout,
                             update_manifest=update_manifest, show_traces=show_traces,
-                            console=console)
+                            console=console, jobs=jobs)
     except (ManifestError, ToolchainError) as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)

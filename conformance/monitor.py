@@ -2,23 +2,75 @@
 
 The monitor folds typed trace events (reference/trace_events.py; from the trace
 loader, or live from a running ``World``) into the spec's variables, as far as a
-trace shows them, and after each event checks the properties of specs/Replication.tla under their
-names:
+trace shows them, and after each event checks the properties of specs/Replication.tla
+under their names:
 
-* ``Agreement``: no slot is chosen (voted for by a quorum in one ballot) with two
-  commands; a leader never proposes, at a slot chosen in an earlier ballot, a
-  command other than the chosen one (the Paxos invariant Agreement rests on).
-* ``Durability``: a slot is committed (the write acknowledged) only once chosen;
-  every later leader proposes the chosen command there; a restarted replica
-  recovers exactly the durable state (ballot, granted, log, applied) its steps made.
-* ``StateMachineSafety``: each replica applies slots in order, and only chosen ones.
+* ``Agreement``: no slot is chosen with two commands; a leader never proposes, at a
+  slot chosen in an earlier ballot, a command other than the chosen one (the Paxos
+  invariant Agreement rests on); an election counts only promises its candidate
+  received, and its quorum is a quorum of every configuration of the recovered log
+  from the chosen prefix on (the spec's ``ElectionConfigs``; the mutant
+  RaftStyleElection counts the latest one only); no incarnation acts, or is added,
+  after its disk is gone (Kill, removal: the spec's ``Fresh``, mutant
+  ReaddOldIncarnation).
+* ``Durability``: a slot is committed (the write acknowledged) only with the votes
+  of a quorum of the leader's current view, and only once every configuration
+  command it recovered has been re-proposed; every later leader recovers and
+  proposes the chosen command there; an acceptor's WAL has no holes (slot s of
+  ballot b only after slot s-1 of b, or right after its checkpoint: the spec's
+  Phase2b); a replica checkpoints (truncates its WAL) only a chosen prefix its B-tree
+  has applied; a restarted replica recovers exactly the durable state (ballot,
+  granted, applied, log above its checkpoint) its steps made.
+* ``StateMachineSafety``: each replica with a B-tree applies slots in order, and
+  only chosen ones; only a replica with a B-tree applies; a snapshot is a prefix of
+  what its source applied, installed by a replica that had no B-tree.
 * ``LeaseExclusivity``: at no real time do two replicas believe they hold a lease.
   A replica's belief is evaluated on its own clock, interpolated between its events
-  (rate 1 between samples; the error is the clock's rate error times the gap).
+  (rate 1 between samples; the error is the clock's rate error times the gap). A
+  lease counts grants from a quorum of the leader's current view. Writes and
+  configuration changes are taken only under the lease.
 * ``Linearizability``: a strong read is served only by a leader that holds its lease
-  and has applied every acknowledged write.
+  and has applied every acknowledged command.
 * ``EventualReadsCommitted``: an eventual read is served from an applied prefix of
   chosen commands.
+* ``ConfigSafety``: after every step, the views of the leaders whose ballot can still
+  gather a quorum (the spec's ``CanDecide``) and the configuration of the chosen
+  prefix pairwise have intersecting majorities; a leader proposes a configuration
+  change only after committing an entry of its own ballot (mutant
+  ChangeBeforeOwnCommit) and when every change in its proposals is committed (one at
+  a time: mutant TwoChangesInFlight); a removal names a member other than the
+  leader; an addition names a non-member.
+* ``LogReplicaNeverLeads``: only a storage member of its view with a B-tree starts an
+  election, and a leader is a storage member, with a B-tree, of the configuration it
+  recovered.
+* ``LogReplicaNeverServes``: only a storage member of its view with a B-tree serves a
+  strong or an eventual read; a replica is promoted, or added as storage, only once
+  it has a B-tree (a storage member without one could not serve).
+* ``AckedSurvivesReplacement``: an acknowledged write is held by a quorum of the
+  configuration without any one of its members (held: in the replica's log, which
+  the monitor never truncates, as the spec's is never, or applied in its B-tree);
+  checked at its commit against the leader's view it committed in, and against the
+  chosen configuration whenever that changes. (The spec checks the chosen
+  configuration in every state; that is stronger than the claim in one reachable
+  transient: on append, a leader may commit slot s with the votes of a quorum of a
+  view that already holds a later, not yet chosen, removal, e.g. s held by {r1, r4}
+  of {r1, r3, r4} while the chosen prefix still has {r1, r2, r3, r4}; the reference's
+  ``heal`` run does exactly this, and the write is safe: every election quorum of
+  the chosen configuration meets r4.) A snapshot that leaves out an acknowledged
+  write's slot is this property's violation.
+
+Configuration, as in the spec (``CfgOf``, on append): a replica's view is the
+initial kinds (``config.json`` ``members``; ``conformance.trace_loader.member_kinds``)
+overridden by the latest change naming each replica among its log's entries above
+its checkpoint, on top of the configuration at its checkpoint; a leader's view is
+that of its proposals (what it recovered, plus what it proposed). A command is
+chosen at slot s in ballot b (``ChosenTriples``) when its voters are a quorum (a
+strict majority of the members, storage and log alike) of the configuration of
+ballot b's proposals up to some slot n >= s; ballot b's proposals are what its
+leader's ClientWrite/Phase2a/AddMember/RemoveMember/PromoteMember events, and its
+acceptors' Phase2b events, show. A reference leader does not re-propose the slots up
+to the highest checkpoint its quorum reported (they are committed); the monitor takes
+their configuration from the chosen prefix.
 
 Its rules are the ``_on_<Action>`` methods, one per traced action of the catalogue
 (reference/actions.py); the dispatch table is built from the catalogue, so a
@@ -31,16 +83,26 @@ over-approximation, so a violation is real.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from itertools import combinations
 from typing import Any
+
+import orjson
 
 from reference.actions import TRACED
 from reference.trace import log_digest
-from reference.trace_events import EVENT_TYPES, Cmd
+from reference.trace_events import EVENT_TYPES, Change, Cmd
 
 CmdId = str | None  # a command's request id; None is NoOp
 Rule = Callable[[str, "_Replica", Any, int], None]
+Config = dict[str, str]  # replica id -> "storage" | "log" | "none"
+Members = frozenset[str]
+
+KINDS = ("storage", "log", "none")
+MISSING = "<missing slot>"
+"""What a replica's applied sequence holds at a slot a snapshot claimed but its source
+had not applied (never a request id)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,27 +119,84 @@ class Violation:
         return f"{loc}{self.prop}: {self.message}"
 
 
+@dataclass(frozen=True, slots=True)
+class _Report:
+    """A phase-1 report: the promiser's checkpoint, its configuration there, its log
+    above it, and its granted record."""
+
+    base: int
+    base_cfg: Config
+    log: dict[int, tuple[int, CmdId]]
+    granted: int
+
+
+@dataclass(slots=True)
+class _Ballot:
+    """Ballot b: what it proposed (the spec's ProposedSeq(b)) and, once its leader's
+    BecomeLeader is seen, what that leader recovered."""
+
+    base: int
+    """Slots 1..base were committed before the ballot (its leader does not re-propose
+    them); 0 without checkpoints."""
+    base_cfg: Config
+    prop: dict[int, CmdId] = field(default_factory=dict)
+    points: list[tuple[int, Members]] = field(default_factory=list)
+    """(slot n, members through n) at base and after each proposed change, in slot order."""
+    top: int = 0
+    """The highest slot proposed."""
+    pending: set[int] = field(default_factory=set)
+    """Slots with votes in this ballot that are not (yet) chosen in it."""
+    chosen: set[tuple[int, CmdId]] = field(default_factory=set)
+    leader: str | None = None
+    rec: dict[int, CmdId] = field(default_factory=dict)
+    """The leader's recovered commands above base (its proposals before it proposed)."""
+    rec_changes: list[int] = field(default_factory=list)
+    """The slots of ``rec`` holding configuration commands."""
+    committed: int = 0
+    """The highest slot its leader committed in it (commits are in slot order)."""
+    view: Config | None = None
+    """Cache of the leader's view (the configuration of its proposals)."""
+    view_members: Members = frozenset()
+
+
 @dataclass(slots=True)
 class _Replica:
+    kind0: str = "storage"
     ballot: int = 0
     granted: int = 0
     role: str = "follower"
     log: dict[int, tuple[int, CmdId]] = field(default_factory=dict)
     ops: dict[int, bytes] = field(default_factory=dict)  # slot -> op bytes, for digests
     applied: list[CmdId] = field(default_factory=list)
+    applied_set: set[str] = field(default_factory=set)
+    applied_acked: int = 0  # how many acknowledged commands applied_set holds
+    tree: bool = True  # keeps a B-tree (a storage replica, or a snapshot installed)
+    base: int = 0  # checkpoint: slots 1..base are truncated from its WAL
+    base_cfg: Config = field(default_factory=dict)
+    cfg_slots: dict[int, str] = field(default_factory=dict)  # log slot -> change rid
+    view: Config = field(default_factory=dict)
+    members: Members = frozenset()
     wait_until: int = 0  # local clock
     # Lease requests of the current leadership: start -> grantors (self included).
     leases: dict[int, set[str]] = field(default_factory=dict)
-    promised_granted: dict[int, int] = field(default_factory=dict)
+    lead: _Ballot | None = None  # the ballot it leads
     last_real: int | None = None
     last_clock: int = 0
-    seq: int = 0
     out: bool = False  # quarantined: its durable state is gone
+    killed: bool = False
 
 
 def op_bytes(c: Cmd | None) -> bytes:
-    """A command's op as the canonical bytes the replica logged (b"" for NoOp)."""
-    return b"" if c is None else bytes(c.op)
+    """A command's op as the canonical bytes the replica logged (b"" for NoOp; a
+    change's JSON with sorted keys, as ``reference.trace.digest_fields``)."""
+    if c is None:
+        return b""
+    if isinstance(c.change, Change):
+        obj: dict[str, str] = {"op": c.change.op, "who": c.change.who}
+        if c.change.kind is not None:
+            obj["kind"] = c.change.kind
+        return orjson.dumps(obj, option=orjson.OPT_SORT_KEYS)
+    return bytes(c.op)  # type: ignore[arg-type]
 
 
 def cmd_key(c: Cmd | None) -> CmdId:
@@ -85,19 +204,79 @@ def cmd_key(c: Cmd | None) -> CmdId:
     return None if c is None else c.rid
 
 
+def new_kind(c: Change) -> str:
+    """The kind a change gives its replica (the spec's NewKind)."""
+    if c.op == "add":
+        return c.kind or "none"
+    return "none" if c.op == "remove" else "storage"
+
+
+def members_of(cfg: Mapping[str, str]) -> Members:
+    return frozenset(x for x, k in cfg.items() if k != "none")
+
+
+def is_quorum_of(members: Members, group: Iterable[str]) -> bool:
+    """The spec's IsQuorumOf: a strict majority of the members (non-members' votes do
+    not count)."""
+    return 2 * len(members.intersection(group)) > len(members)
+
+
+def quorums_intersect(m1: Members, m2: Members) -> bool:
+    """The spec's QuorumsIntersect: no majority of m1 is disjoint from a majority of m2.
+
+    The disjoint pair that needs fewest shared members takes every non-shared member
+    first; it exists iff the shared ones suffice for both."""
+    shared = len(m1 & m2)
+    need1 = max(0, len(m1) // 2 + 1 - (len(m1) - shared))
+    need2 = max(0, len(m2) // 2 + 1 - (len(m2) - shared))
+    return need1 + need2 > shared
+
+
 class Monitor:
-    def __init__(self, members: Iterable[str], lease_dur_us: int, lease_margin_us: int) -> None:
-        self.members = sorted(members)
-        if not self.members:
+    def __init__(self, members: Mapping[str, str] | Iterable[str], lease_dur_us: int,
+                 lease_margin_us: int) -> None:
+        """``members``: every replica id of the run and its kind at the start
+        (``"storage"``, ``"log"``, or ``"none"`` for a spare that may join), as
+        ``conformance.trace_loader.member_kinds`` reads it from config.json; a plain
+        iterable of ids means all of them storage replicas."""
+        kinds: dict[str, str] = (dict(members) if isinstance(members, Mapping)
+                                 else dict.fromkeys(members, "storage"))
+        for rid, kind in kinds.items():
+            if kind not in KINDS:
+                raise ValueError(f"replica {rid!r}: kind must be one of {', '.join(KINDS)}, "
+                                 f"got {kind!r}")
+        if not any(k != "none" for k in kinds.values()):
             raise ValueError("a group needs members")
+        self.initial: Config = dict(sorted(kinds.items()))
+        self.members = sorted(self.initial)
+        """Every replica id of the run (members and spares)."""
         self.lease_dur = lease_dur_us
         self.margin = lease_margin_us
-        self.r: dict[str, _Replica] = {n: _Replica() for n in self.members}
+        init_members = members_of(self.initial)
+        self.r: dict[str, _Replica] = {}
+        for n, k in self.initial.items():
+            self.r[n] = _Replica(kind0=k, tree=k == "storage", base_cfg=dict(self.initial),
+                                 view=dict(self.initial), members=init_members)
+        self.seq: dict[str, int] = {}
         self.votes: dict[tuple[int, int], dict[CmdId, set[str]]] = {}
         self.chosen: dict[int, tuple[CmdId, int]] = {}  # slot -> (command, first ballot)
-        self.acked: set[str] = set()
+        self.ballots: dict[int, _Ballot] = {}
+        self.promises: dict[int, dict[str, _Report]] = {}  # ballot -> acceptor -> report
+        self.changes: dict[str, Change] = {}  # rid -> change, for every change seen
+        self.named: set[str] = set()  # ids named by a change anyone proposed
+        self.removed: set[str] = set()  # ids a proposed change removed
+        self.killed: set[str] = set()
+        self.acked: set[str] = set()  # acknowledged (committed) client writes
+        self.acked_changes: set[str] = set()  # acknowledged configuration changes
+        self.acked_slots: dict[int, str] = {}  # slot -> acknowledged write
+        self.prefix = 0  # the chosen prefix is 1..prefix
+        self.chosen_cfg: Config = dict(self.initial)
+        self.chosen_members: Members = init_members
+        self.chosen_change_slots: list[int] = []
+        self.leaders: set[str] = set()
         self.violations: list[Violation] = []
         self.events = 0
+        self._reported: set[tuple[Any, ...]] = set()
         self._where = ""
         self._event: Any = None
         self._rules: dict[type, Rule] = {}
@@ -107,45 +286,223 @@ class Monitor:
                 raise TypeError(f"the monitor has no rule for {a.name}")
             self._rules[EVENT_TYPES[a.name]] = rule
 
-    # --- helpers ---------------------------------------------------------------------
+    # --- configuration ---------------------------------------------------------------
 
-    def is_quorum(self, group: set[str]) -> bool:
-        return 2 * len(group.intersection(self.members)) > len(self.members)
+    def _key(self, c: Cmd | None) -> CmdId:
+        """A command's id, remembering what a change does."""
+        if c is None:
+            return None
+        if isinstance(c.change, Change):
+            self.changes.setdefault(c.rid, c.change)
+        return c.rid
+
+    def _apply_changes(self, cfg: Config, cmds: Iterable[CmdId]) -> Config:
+        for c in cmds:
+            ch = self.changes.get(c) if c is not None else None
+            if ch is not None:
+                cfg[ch.who] = new_kind(ch)
+        return cfg
+
+    def _recompute_view(self, rep: _Replica) -> None:
+        slots = sorted(s for s in rep.cfg_slots if s > rep.base)
+        rep.view = self._apply_changes(dict(rep.base_cfg), (rep.cfg_slots[s] for s in slots))
+        rep.members = members_of(rep.view)
+
+    def _write_log(self, rep: _Replica, s: int, b: int, c: CmdId, op: bytes) -> None:
+        rep.log[s] = (b, c)
+        rep.ops[s] = op
+        was = rep.cfg_slots.pop(s, None)
+        if c is not None and c in self.changes:
+            rep.cfg_slots[s] = c
+            self._recompute_view(rep)
+        elif was is not None:
+            self._recompute_view(rep)
+
+    def view(self, name: str) -> Config:
+        """The spec's View(r): a leader's, of its proposals; anyone else's, of its log."""
+        rep = self.r[name]
+        if rep.role == "leader" and rep.lead is not None:
+            return self._leader_view(rep.lead)
+        return rep.view
+
+    def view_members(self, name: str) -> Members:
+        rep = self.r[name]
+        if rep.role == "leader" and rep.lead is not None:
+            self._leader_view(rep.lead)
+            return rep.lead.view_members
+        return rep.members
+
+    def _leader_view(self, bal: _Ballot) -> Config:
+        if bal.view is None:
+            merged = {s: bal.rec[s] for s in bal.rec_changes}
+            merged.update((s, c) for s, c in bal.prop.items() if s in merged or self._is_change(c))
+            bal.view = self._apply_changes(dict(bal.base_cfg),
+                                           (merged[s] for s in sorted(merged) if s > bal.base))
+            bal.view_members = members_of(bal.view)
+        return bal.view
+
+    def _is_change(self, c: CmdId | int) -> bool:
+        return isinstance(c, str) and c in self.changes
+
+    def chosen_cfg_through(self, n: int) -> Config:
+        """The configuration of the chosen prefix through slot n (n <= prefix)."""
+        return self._apply_changes(dict(self.initial),
+                                   (self.chosen[s][0] for s in self.chosen_change_slots if s <= n))
+
+    def is_quorum(self, group: set[str], name: str | None = None) -> bool:
+        """A quorum of ``name``'s view (default: of the chosen configuration)."""
+        m = self.chosen_members if name is None else self.view_members(name)
+        return is_quorum_of(m, group)
+
+    # --- helpers ---------------------------------------------------------------------
 
     def _fail(self, prop: str, message: str) -> None:
         self.violations.append(Violation(prop, message, self._event, self._where))
 
     def _step_down(self, rep: _Replica) -> None:
+        if rep.role == "candidate":
+            self.promises.pop(rep.ballot, None)  # its promises are dead (spec Dead(m))
         rep.role = "follower"
         rep.leases = {}
         rep.wait_until = 0
+        rep.lead = None
 
     def _raise_ballot(self, rep: _Replica, b: int) -> None:
         if b > rep.ballot:
             self._step_down(rep)
         rep.ballot = max(rep.ballot, b)
 
+    def _ballot(self, b: int) -> _Ballot:
+        bal = self.ballots.get(b)
+        if bal is None:
+            bal = _Ballot(0, dict(self.initial))
+            bal.points = [(0, members_of(bal.base_cfg))]
+            self.ballots[b] = bal
+        return bal
+
+    def _rebuild_points(self, bal: _Ballot) -> None:
+        cfg = dict(bal.base_cfg)
+        points = [(bal.base, members_of(cfg))]
+        for t in sorted(bal.prop):
+            c = bal.prop[t]
+            ch = self.changes.get(c) if c is not None else None
+            if ch is not None and t > bal.base:
+                cfg[ch.who] = new_kind(ch)
+                points.append((t, members_of(cfg)))
+        bal.points = points
+
+    def _proposed(self, b: int, s: int, c: CmdId, *, leader: bool = True) -> None:
+        """Ballot b proposed c at slot s (a 2a message): ProposedSeq(b) grows. An
+        acceptor's copy (``leader=False``) only fills in a slot the leader's events did
+        not show."""
+        bal = self._ballot(b)
+        old = bal.prop.get(s, 0)  # 0: never a command id
+        if old == c or (not leader and s in bal.prop):
+            return
+        bal.prop[s] = c
+        bal.top = max(bal.top, s)
+        if self._is_change(c) or self._is_change(old) or self._is_change(bal.rec.get(s)):
+            bal.view = None
+        if self._is_change(c) or self._is_change(old):
+            self._rebuild_points(bal)
+            for t in sorted(bal.pending):  # a configuration may make earlier votes count
+                if t <= s:
+                    for cmd, voters in list(self.votes.get((b, t), {}).items()):
+                        self._check_chosen(b, t, cmd, voters)
+
+    def _chosen_in(self, bal: _Ballot, s: int, voters: set[str]) -> bool:
+        """ChosenTriples: voters are a quorum of ballot b's configuration through some
+        proposed slot n >= s."""
+        top = max(bal.top, s)
+        at_s = bal.points[0][1]
+        for n, m in bal.points:
+            if n <= s:
+                at_s = m
+            elif n <= top and is_quorum_of(m, voters):
+                return True
+        return is_quorum_of(at_s, voters)
+
+    def _check_chosen(self, b: int, s: int, c: CmdId, voters: set[str]) -> None:
+        bal = self._ballot(b)
+        if (s, c) in bal.chosen:
+            return
+        if not self._chosen_in(bal, s, voters):
+            bal.pending.add(s)
+            return
+        bal.chosen.add((s, c))
+        bal.pending.discard(s)
+        prev = self.chosen.get(s)
+        if prev is None:
+            self.chosen[s] = (c, b)
+            self._extend_prefix()
+        elif prev[0] != c:
+            self._fail("Agreement", f"slot {s} chosen with {prev[0]!r} in ballot {prev[1]} "
+                                    f"and with {c!r} in ballot {b}")
+
+    def _extend_prefix(self) -> None:
+        changed = False
+        while self.prefix + 1 in self.chosen:
+            self.prefix += 1
+            c = self.chosen[self.prefix][0]
+            ch = self.changes.get(c) if c is not None else None
+            if ch is not None:
+                self.chosen_change_slots.append(self.prefix)
+                self.chosen_cfg[ch.who] = new_kind(ch)
+                changed = True
+        if changed:
+            self.chosen_members = members_of(self.chosen_cfg)
+            for s, w in sorted(self.acked_slots.items()):
+                self._check_survives(s, w)
+
     def _vote(self, a: str, b: int, s: int, c: CmdId) -> None:
         voters = self.votes.setdefault((b, s), {}).setdefault(c, set())
         voters.add(a)
-        if self.is_quorum(voters):
-            prev = self.chosen.get(s)
-            if prev is None:
-                self.chosen[s] = (c, b)
-            elif prev[0] != c:
-                self._fail("Agreement", f"slot {s} chosen with {prev[0]!r} in ballot {prev[1]} "
-                                        f"and with {c!r} in ballot {b}")
+        self._check_chosen(b, s, c, voters)
 
     def _propose(self, r: str, b: int, s: int, c: CmdId, op: bytes = b"") -> None:
         prev = self.chosen.get(s)
         if prev is not None and prev[1] < b and prev[0] != c:
-            prop = "Durability" if prev[0] in self.acked else "Agreement"
+            prop = "Durability" if self._is_acked(prev[0]) else "Agreement"
             self._fail(prop, f"{r} proposes {c!r} at slot {s} in ballot {b}, but {prev[0]!r} "
                              f"was chosen there in ballot {prev[1]}")
         rep = self.r[r]
-        rep.log[s] = (b, c)
-        rep.ops[s] = op
+        self._proposed(b, s, c)
+        self._write_log(rep, s, b, c, op)
         self._vote(r, b, s, c)
+
+    def _is_acked(self, c: CmdId) -> bool:
+        return c is not None and (c in self.acked or c in self.acked_changes)
+
+    def _holders(self, s: int, c: str) -> set[str]:
+        """Replicas whose durable log holds c at s, or whose B-tree has applied it."""
+        out = set()
+        for name, rep in self.r.items():
+            e = rep.log.get(s)
+            if (e is not None and e[1] == c) or (
+                    rep.tree and len(rep.applied) >= s and rep.applied[s - 1] == c):
+                out.add(name)
+        return out
+
+    def _check_survives(self, s: int, c: str, m: Members | None = None,
+                        what: str = "the chosen configuration") -> None:
+        """AckedSurvivesReplacement for acknowledged write c at slot s, in configuration
+        m (default: the chosen one)."""
+        m = self.chosen_members if m is None else m
+        non = m - self._holders(s, c)
+        if 2 * len(non) <= len(m) - 1:
+            return  # no removal of one member leaves the non-holders a quorum
+        for x in sorted(m):
+            without = m - {x}
+            if is_quorum_of(without, non - {x}):
+                key = ("survives", s, x, m)
+                if key not in self._reported:
+                    self._reported.add(key)
+                    self._fail("AckedSurvivesReplacement",
+                               f"acknowledged write {c!r} (slot {s}) is held by "
+                               f"{sorted(m - non)} only: without {x}, the members "
+                               f"{sorted(non - {x})} of {what} {sorted(m)} form a quorum "
+                               f"that lacks it")
+                return
 
     def clock_at(self, name: str, real: int) -> int | None:
         """``name``'s clock at real time ``real``, from its latest event (rate 1 after it)."""
@@ -154,23 +511,62 @@ class Monitor:
             return None
         return rep.last_clock + (real - rep.last_real)
 
+    def _lease_quorum(self, name: str, rep: _Replica, clock: int) -> bool:
+        if not any(t + self.lease_dur > clock for t in rep.leases):
+            return False
+        m = self.view_members(name)
+        return any(t + self.lease_dur > clock and is_quorum_of(m, g)
+                   for t, g in rep.leases.items())
+
     def lease_believers(self, real: int) -> list[str]:
         out = []
-        for name, rep in self.r.items():
-            if rep.role != "leader" or rep.out:
+        for name in sorted(self.leaders):
+            rep = self.r[name]
+            if rep.out or rep.killed:
                 continue
             clock = self.clock_at(name, real)
             if clock is None or clock < rep.wait_until:
                 continue
-            if any(t + self.lease_dur > clock and self.is_quorum(g)
-                   for t, g in rep.leases.items()):
+            if self._lease_quorum(name, rep, clock):
                 out.append(name)
         return out
 
     def holds_lease(self, name: str, clock: int) -> bool:
         rep = self.r[name]
-        return rep.role == "leader" and clock >= rep.wait_until and any(
-            t + self.lease_dur > clock and self.is_quorum(g) for t, g in rep.leases.items())
+        return (rep.role == "leader" and clock >= rep.wait_until
+                and self._lease_quorum(name, rep, clock))
+
+    def is_storage(self, name: str) -> bool:
+        """The spec's IsStorage(r): a storage member of its own view, with a B-tree."""
+        return self.view(name).get(name, "none") == "storage" and self.r[name].tree
+
+    # --- ConfigSafety, after every step -------------------------------------------------
+
+    def can_decide(self, name: str) -> bool:
+        """The spec's CanDecide(r): r leads, and enough of its view's members have
+        promised no higher ballot to form a quorum of it."""
+        rep = self.r[name]
+        if rep.role != "leader":
+            return False
+        m = self.view_members(name)
+        return is_quorum_of(m, (a for a in m if a in self.r and self.r[a].ballot <= rep.ballot))
+
+    def _check_config_safety(self) -> None:
+        cfgs: dict[Members, str] = {self.chosen_members: "the chosen configuration"}
+        for name in sorted(self.leaders):
+            m = self.view_members(name)
+            if m not in cfgs and self.can_decide(name):
+                cfgs[m] = f"{name}'s view (ballot {self.r[name].ballot})"
+        if len(cfgs) < 2:
+            return
+        for (m1, w1), (m2, w2) in combinations(cfgs.items(), 2):
+            if not quorums_intersect(m1, m2):
+                key = ("config", m1, m2)
+                if key not in self._reported:
+                    self._reported.add(key)
+                    self._fail("ConfigSafety", f"{w1} {sorted(m1)} and {w2} {sorted(m2)} can "
+                                               f"both form quorums, and some of their "
+                                               f"quorums are disjoint")
 
     # --- the step ----------------------------------------------------------------------
 
@@ -182,18 +578,31 @@ class Monitor:
         if rule is None:
             raise ValueError(f"{where or 'event'}: not a trace event: {ev!r}")
         self.events += 1
-        node = ev.node
-        rep = self.r.get(node)
+        name = ev.replica
+        rep = self.r.get(name)
         if rep is None:
-            raise ValueError(f"{where or 'event'}: node {node!r} is not a member "
+            raise ValueError(f"{where or 'event'}: replica {name!r} is not a member "
                              f"({', '.join(self.members)})")
         seq = ev.seq
-        if seq != rep.seq + 1:
-            raise ValueError(f"{where or 'event'}: {node} seq {seq} follows {rep.seq}")
-        rep.seq = seq
+        last = self.seq.get(ev.node, 0)
+        if seq != last + 1:
+            raise ValueError(f"{where or 'event'}: {ev.node} seq {seq} follows {last}")
+        self.seq[ev.node] = seq
+        if rep.killed:
+            key = ("killed", name)
+            if key not in self._reported:
+                self._reported.add(key)
+                self._fail("Agreement", f"{name} takes a step after it was killed: its disk "
+                                        f"is gone, so an incarnation acting under its id "
+                                        f"has forgotten its promises and votes")
         real = ev.real
         clock = ev.clock
-        rule(node, rep, ev.args, clock)
+        rule(name, rep, ev.args, clock)
+        if rep.role == "leader":
+            self.leaders.add(name)
+        else:
+            self.leaders.discard(name)
+        self._check_config_safety()
         if real is not None:
             rep.last_real, rep.last_clock = real, clock
             believers = self.lease_believers(real)
@@ -205,42 +614,220 @@ class Monitor:
     # --- one handler per traced action -------------------------------------------------
 
     def _on_Phase1a(self, node: str, rep: _Replica, a: Any, clock: int) -> None:
+        if not self.is_storage(node):
+            self._fail("LogReplicaNeverLeads", f"{node} starts an election while "
+                                               f"{self._kind_text(node)}")
         self._step_down(rep)
         rep.ballot = a.b
         rep.role = "candidate"
+
+    def _kind_text(self, name: str) -> str:
+        kind = self.view(name).get(name, "none")
+        what = {"none": "not a member", "log": "a log replica"}.get(kind, "a storage replica")
+        return f"{what} in its view" + ("" if self.r[name].tree else ", without a B-tree")
 
     def _on_Phase1b(self, node: str, rep: _Replica, a: Any, clock: int) -> None:
         b = a.m.bal
         self._step_down(rep)
         rep.ballot = b
-        rep.promised_granted[b] = rep.granted
+        cand = self.r.get(a.m.src)
+        if cand is None or (cand.role == "candidate" and cand.ballot == b):
+            log = {s: e for s, e in rep.log.items() if s > rep.base}
+            self.promises.setdefault(b, {})[node] = _Report(rep.base, dict(rep.base_cfg), log,
+                                                            rep.granted)
 
     def _on_BecomeLeader(self, node: str, rep: _Replica, a: Any,
                          clock: int) -> None:
         b, quorum = a.b, set(a.Q)
-        voters_granted = [rep.granted] + [self.r[v].promised_granted.get(b, 0)
-                                          for v in quorum - {node} if v in self.r]
+        got = self.promises.pop(b, {})
+        reports = [_Report(rep.base, rep.base_cfg,
+                           {s: e for s, e in rep.log.items() if s > rep.base}, rep.granted)]
+        for v in sorted(quorum - {node}):
+            p = got.get(v)
+            if p is None:
+                self._fail("Agreement", f"{node} leads ballot {b} on a quorum {sorted(quorum)} "
+                                        f"with {v}, which did not promise it {b}")
+            else:
+                reports.append(p)
+        # Recover (over the reports' logs above the highest checkpoint N reported).
+        n0 = max(p.base for p in reports)
+        base_cfg = next(p.base_cfg for p in reports if p.base == n0)
+        top = max((s for p in reports for s in p.log), default=n0)
+        rec: dict[int, CmdId] = {}
+        for s in range(n0 + 1, top + 1):
+            best: tuple[int, CmdId] = (0, None)
+            for p in reports:
+                e = p.log.get(s)
+                if e is not None and e[0] > best[0]:
+                    best = e
+            rec[s] = best[1]
+        # Election configurations: the recovered log's, from the chosen prefix on.
+        k = max(n0, min(self.prefix, top))
+        cfg = self._apply_changes(dict(base_cfg), (rec[s] for s in range(n0 + 1, k + 1)))
+        cfgs = [dict(cfg)]
+        for s in range(k + 1, top + 1):
+            if rec[s] is not None and rec[s] in self.changes:
+                cfgs.append(dict(self._apply_changes(cfg, [rec[s]])))
+        for c in cfgs:
+            m = members_of(c)
+            if not is_quorum_of(m, quorum):
+                self._fail("Agreement", f"{node} leads ballot {b} on {sorted(quorum)}, which "
+                                        f"is not a quorum of the recovered configuration "
+                                        f"{sorted(m)}")
+                break
+        if cfg.get(node, "none") != "storage" or not rep.tree:
+            kind = cfg.get(node, "none")
+            what = {"none": "not a member", "log": "a log replica"}.get(kind, "storage")
+            self._fail("LogReplicaNeverLeads", f"{node} leads ballot {b} while {what} in the "
+                                               f"configuration it recovered"
+                                               + ("" if rep.tree else ", without a B-tree"))
+        # Durability: every acknowledged write chosen above N in an earlier ballot is
+        # recovered (the new leader will propose it).
+        for s, w in self.acked_slots.items():
+            ch = self.chosen.get(s)
+            if s > n0 and ch is not None and ch[1] < b and rec.get(s) != w:
+                self._fail("Durability", f"{node} leads ballot {b} having recovered "
+                                         f"{rec.get(s)!r} at slot {s}, where acknowledged "
+                                         f"write {w!r} was chosen in ballot {ch[1]}")
+        bal = self._ballot(b)
+        bal.base, bal.base_cfg, bal.leader, bal.rec, bal.view = n0, dict(base_cfg), node, rec, None
+        bal.rec_changes = [s for s, c in rec.items() if self._is_change(c)]
+        self._rebuild_points(bal)
+        self._step_down(rep)
+        rep.ballot = max(rep.ballot, b)
         rep.role = "leader"
-        rep.leases = {}
-        wait = any(g > 0 for g in voters_granted)
+        rep.lead = bal
+        wait = any(p.granted > 0 for p in reports)
         rep.wait_until = clock + self.lease_dur + self.margin if wait else clock
 
     def _on_ClientWrite(self, node: str, rep: _Replica, a: Any,
                         clock: int) -> None:
         if not self.holds_lease(node, clock):
             self._fail("LeaseExclusivity", f"{node} takes a client write without a lease")
-        self._propose(node, rep.ballot, a.s, cmd_key(a.c), op_bytes(a.c))
+        self._propose(node, rep.ballot, a.s, self._key(a.c), op_bytes(a.c))
 
     def _on_Phase2a(self, node: str, rep: _Replica, a: Any, clock: int) -> None:
-        self._propose(node, a.b, a.s, cmd_key(a.c), op_bytes(a.c))
+        self._propose(node, a.b, a.s, self._key(a.c), op_bytes(a.c))
 
     def _on_Phase2b(self, node: str, rep: _Replica, a: Any, clock: int) -> None:
         m = a.m
+        if m.slot > rep.base + 1 and rep.log.get(m.slot - 1, (0, None))[0] != m.bal:
+            self._fail("Durability", f"{node} accepts slot {m.slot} of ballot {m.bal} without "
+                                     f"slot {m.slot - 1} of that ballot: a hole in its WAL")
         self._raise_ballot(rep, m.bal)
-        c = cmd_key(m.cmd)
-        rep.log[m.slot] = (m.bal, c)
-        rep.ops[m.slot] = op_bytes(m.cmd)
+        c = self._key(m.cmd)
+        self._proposed(m.bal, m.slot, c, leader=False)
+        self._write_log(rep, m.slot, m.bal, c, op_bytes(m.cmd))
         self._vote(node, m.bal, m.slot, c)
+
+    def _change(self, node: str, rep: _Replica, a: Any, clock: int, op: str) -> None:
+        """The rules every configuration change shares (the spec's MayChange), then the
+        change's own validity in the leader's view, then the append."""
+        c: Change = a.c
+        x = c.who
+        if c.op != op:
+            raise ValueError(f"{self._where or 'event'}: {op} event carries a {c.op!r} change")
+        if not self.holds_lease(node, clock):
+            self._fail("LeaseExclusivity", f"{node} proposes {op} {x} without a lease")
+        bal = rep.lead
+        if rep.role != "leader" or bal is None:
+            self._fail("ConfigSafety", f"{node} proposes {op} {x} while {rep.role}")
+            bal = self._ballot(rep.ballot)
+        view = self._leader_view(bal)
+        if bal.committed == 0:
+            self._fail("ConfigSafety", f"{node} proposes {op} {x} before committing an entry "
+                                       f"of its own ballot {rep.ballot}")
+        merged = dict(bal.rec)
+        merged.update(bal.prop)
+        pending = sorted(s for s, cmd in merged.items()
+                         if s > bal.base and self._is_change(cmd) and s > bal.committed)
+        if pending:
+            self._fail("ConfigSafety", f"{node} proposes {op} {x} while the change at slot "
+                                       f"{pending[0]} ({merged[pending[0]]!r}) is not "
+                                       f"committed: two changes in flight")
+        kind = view.get(x, "none")
+        if op == "add":
+            old = (self.initial.get(x, "none") != "none" or x in self.killed
+                   or x in self.removed or x not in self.r)
+            if kind != "none":
+                self._fail("ConfigSafety", f"{node} adds {x}, already a {kind} member of "
+                                           f"its view")
+            elif old:
+                why = ("killed" if x in self.killed else "not a replica id of the run"
+                       if x not in self.r else "a member before")
+                self._fail("Agreement", f"{node} adds {x} ({why}): an old incarnation, not a "
+                                        f"fresh one")
+            if c.kind == "storage" and x in self.r and not self.r[x].tree:
+                self._fail("LogReplicaNeverServes", f"{node} adds {x} as a storage replica "
+                                                    f"before it has a B-tree")
+        elif op == "remove":
+            if kind == "none":
+                self._fail("ConfigSafety", f"{node} removes {x}, not a member of its view")
+            elif x == node:
+                self._fail("ConfigSafety", f"{node} removes itself")
+            self.removed.add(x)
+        else:
+            if kind != "log":
+                self._fail("ConfigSafety", f"{node} promotes {x}, which is "
+                                           f"{'not a member' if kind == 'none' else kind} "
+                                           f"in its view, not a log replica")
+            elif x in self.r and not self.r[x].tree:
+                self._fail("LogReplicaNeverServes", f"{node} promotes {x}, which has not "
+                                                    f"installed a B-tree snapshot")
+        self.named.add(x)
+        cmd = Cmd(f"{c.op}-{x}", change=c)
+        self._propose(node, rep.ballot, a.s, self._key(cmd), op_bytes(cmd))
+
+    def _on_AddMember(self, node: str, rep: _Replica, a: Any, clock: int) -> None:
+        self._change(node, rep, a, clock, "add")
+
+    def _on_RemoveMember(self, node: str, rep: _Replica, a: Any, clock: int) -> None:
+        self._change(node, rep, a, clock, "remove")
+
+    def _on_PromoteMember(self, node: str, rep: _Replica, a: Any, clock: int) -> None:
+        self._change(node, rep, a, clock, "promote")
+
+    def _on_InstallSnapshot(self, node: str, rep: _Replica, a: Any, clock: int) -> None:
+        src, upto = a.src, a.upto
+        s_rep = self.r.get(src)
+        if a.x != node:
+            raise ValueError(f"{self._where or 'event'}: InstallSnapshot of {a.x} on {node}'s "
+                             f"line")
+        if s_rep is None:
+            raise ValueError(f"{self._where or 'event'}: snapshot source {src!r} is not a "
+                             f"replica of the run")
+        if rep.tree:
+            self._fail("StateMachineSafety", f"{node} installs a snapshot over the B-tree it "
+                                             f"has")
+        if src == node or not s_rep.tree:
+            self._fail("StateMachineSafety", f"{node} installs a snapshot of {src}, which has "
+                                             f"no B-tree")
+        have = s_rep.applied[:upto]
+        if upto > len(s_rep.applied):
+            have = have + [MISSING] * (upto - len(s_rep.applied))
+            self._snapshot_misses(node, src, range(len(s_rep.applied) + 1, upto + 1),
+                                  f"covering slots 1..{upto}, but {src} had applied only "
+                                  f"{len(s_rep.applied)}")
+        if upto < rep.base:
+            self._snapshot_misses(node, src, range(upto + 1, rep.base + 1),
+                                  f"covering slots 1..{upto}, but its log starts after its "
+                                  f"checkpoint at {rep.base}")
+        self._set_applied(rep, list(have))
+        rep.tree = True
+
+    def _set_applied(self, rep: _Replica, applied: list[CmdId]) -> None:
+        rep.applied = applied
+        rep.applied_set = {c for c in applied if c is not None}
+        rep.applied_acked = sum(1 for c in rep.applied_set if self._is_acked(c))
+
+    def _snapshot_misses(self, node: str, src: str, slots: range, why: str) -> None:
+        lost = [(s, self.acked_slots[s]) for s in slots if s in self.acked_slots]
+        if lost:
+            self._fail("AckedSurvivesReplacement", f"{node} installs a snapshot of {src} {why}: "
+                                                   f"acknowledged write {lost[0][1]!r} (slot "
+                                                   f"{lost[0][0]}) is in neither")
+        else:
+            self._fail("StateMachineSafety", f"{node} installs a snapshot of {src} {why}")
 
     def _on_Commit(self, node: str, rep: _Replica, a: Any, clock: int) -> None:
         b, s = a.b, a.s
@@ -250,15 +837,39 @@ class Monitor:
                                      f"does not hold")
             return
         c = entry[1]
+        bal = rep.lead if rep.lead is not None and rep.ballot == b else self._ballot(b)
+        unproposed = [t for t in bal.rec_changes if t not in bal.prop]
+        if unproposed:
+            self._fail("Durability", f"{node} commits slot {s} before re-proposing the "
+                                     f"configuration command it recovered at slot "
+                                     f"{unproposed[0]}")
+        m = members_of(self._leader_view(bal))
         voters = self.votes.get((b, s), {}).get(c, set())
-        if not self.is_quorum(voters):
+        if not is_quorum_of(m, voters):
             self._fail("Durability", f"{node} commits slot {s} ({c!r}) with votes from "
-                                     f"{sorted(voters)} only: not a quorum")
-        if c is not None:
-            self.acked.add(c)
+                                     f"{sorted(voters)}: not a quorum of its view "
+                                     f"{sorted(m)}")
+        if bal.leader == node or bal.leader is None:
+            bal.committed = max(bal.committed, s)
+        if c is None:
+            return
+        if not self._is_acked(c):
+            for other in self.r.values():
+                if c in other.applied_set:
+                    other.applied_acked += 1
+        if c in self.changes:
+            self.acked_changes.add(c)
+            return
+        self.acked.add(c)
+        self.acked_slots[s] = c
+        if self.chosen.get(s, (None,))[0] == c:
+            self._check_survives(s, c, m, f"{node}'s view")
 
     def _on_Apply(self, node: str, rep: _Replica, a: Any, clock: int) -> None:
-        s, c = a.s, cmd_key(a.c)
+        s, c = a.s, self._key(a.c)
+        if not rep.tree:
+            self._fail("StateMachineSafety", f"{node} applies slot {s} without a B-tree (a "
+                                             f"log replica never applies)")
         if s != len(rep.applied) + 1:
             self._fail("StateMachineSafety", f"{node} applies slot {s} after "
                                              f"{len(rep.applied)}")
@@ -270,6 +881,10 @@ class Monitor:
             self._fail("StateMachineSafety", f"{node} applies {c!r} at slot {s}, chosen "
                                              f"{chosen[0]!r}")
         rep.applied.append(c)
+        if c is not None and c not in rep.applied_set:
+            rep.applied_set.add(c)
+            if self._is_acked(c):
+                rep.applied_acked += 1
 
     def _on_LeaseRenew(self, node: str, rep: _Replica, a: Any,
                        clock: int) -> None:
@@ -291,15 +906,22 @@ class Monitor:
 
     def _on_StrongRead(self, node: str, rep: _Replica, a: Any,
                        clock: int) -> None:
+        if not self.is_storage(node):
+            self._fail("LogReplicaNeverServes", f"{node} serves a strong read while "
+                                                f"{self._kind_text(node)}")
         if not self.holds_lease(node, clock):
             self._fail("Linearizability", f"{node} serves a strong read without a lease")
-        missing = self.acked.difference(c for c in rep.applied if c is not None)
-        if missing:
+        if rep.applied_acked < len(self.acked) + len(self.acked_changes):
+            have = rep.applied_set
+            missing = self.acked.difference(have) | self.acked_changes.difference(have)
             self._fail("Linearizability", f"{node} serves a strong read before applying "
-                                          f"acknowledged writes {sorted(missing)[:3]}")
+                                          f"acknowledged commands {sorted(missing)[:3]}")
 
     def _on_EventualRead(self, node: str, rep: _Replica, a: Any,
                          clock: int) -> None:
+        if not self.is_storage(node):
+            self._fail("LogReplicaNeverServes", f"{node} serves an eventual read while "
+                                                f"{self._kind_text(node)}")
         n = len(rep.applied)
         if n and self.chosen.get(n, (object(),))[0] != rep.applied[-1]:
             self._fail("EventualReadsCommitted", f"{node} serves an eventual read from an "
@@ -310,14 +932,15 @@ class Monitor:
 
     def _on_Restart(self, node: str, rep: _Replica, a: Any, clock: int) -> None:
         self._step_down(rep)
+        top = max(rep.base, max(rep.log, default=0))
         got = (a.ballot, a.granted, a.applied, a.log)
-        want = (rep.ballot, rep.granted, len(rep.applied), max(rep.log, default=0))
+        want = (rep.ballot, rep.granted, len(rep.applied), top)
         if got != want:
             self._fail("Durability", f"{node} restarted with (ballot, granted, applied, log) "
                                      f"= {got}, but its steps made {want} durable")
         else:
             digest = log_digest((s, b, c or "", rep.ops.get(s, b""))
-                                for s, (b, c) in sorted(rep.log.items()))
+                                for s, (b, c) in sorted(rep.log.items()) if s > rep.base)
             if digest != a.digest:
                 self._fail("Durability", f"{node} restarted with a log that differs from the "
                                          f"one its steps wrote (digest {a.digest}, "
@@ -327,3 +950,33 @@ class Monitor:
                        clock: int) -> None:
         self._step_down(rep)
         rep.out = True
+
+    def _on_Kill(self, node: str, rep: _Replica, a: Any, clock: int) -> None:
+        """The node is gone for good. Its log still counts where the spec's would (the
+        spec's dead replica keeps its state and takes no steps); it must take none."""
+        self._step_down(rep)
+        rep.killed = True
+        self.killed.add(node)
+
+    def _on_Checkpoint(self, node: str, rep: _Replica, a: Any, clock: int) -> None:
+        upto = a.upto
+        if upto <= rep.base:
+            return
+        if rep.tree and upto > len(rep.applied):
+            self._fail("Durability", f"{node} truncates its WAL through slot {upto}, but its "
+                                     f"B-tree has applied only {len(rep.applied)}")
+        if upto > self.prefix:
+            self._fail("Durability", f"{node} truncates its WAL through slot {upto}, but only "
+                                     f"slots 1..{self.prefix} are chosen")
+        held = sum(1 for s in rep.log if rep.base < s <= upto)
+        if a.truncated != held:
+            self._fail("Durability", f"{node} dropped {a.truncated} WAL entries at its "
+                                     f"checkpoint {upto}, but its log held {held} there")
+        if upto <= self.prefix:
+            rep.base_cfg = self.chosen_cfg_through(upto)
+        else:
+            cfg = dict(rep.base_cfg)
+            rep.base_cfg = self._apply_changes(
+                cfg, (rep.cfg_slots[s] for s in sorted(rep.cfg_slots) if rep.base < s <= upto))
+        rep.base = upto
+        self._recompute_view(rep)

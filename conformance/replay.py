@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from conformance.monitor import Monitor
-from conformance.trace_loader import event_to_obj, load_trace_dir, members_of
+from conformance.trace_loader import event_to_obj, load_trace_dir, member_kinds
 from conformance.trace_validation import (
     TimingConfig,
     TraceValidationResult,
@@ -71,12 +71,13 @@ def replay(directory: Path, *, tlc: bool = False, tlc_max_events: int | None = 1
     """Run every layer over ``directory``; raises ValueError subclasses on bad input."""
     events, config = load_trace_dir(directory)
     timing = TimingConfig.from_config_json(config)
-    replicas = members_of(config)
+    kinds = member_kinds(config)
+    replicas = list(kinds)
     layers: list[LayerResult] = []
 
     # 1. monitor
     started = time.perf_counter()
-    mon = Monitor(replicas, timing.lease_dur_us, timing.lease_margin_us)
+    mon = Monitor(kinds, timing.lease_dur_us, timing.lease_margin_us)
     total = len(events)
     for i, loc in enumerate(events, start=1):
         mon.step(loc.event, loc.where)
@@ -126,7 +127,8 @@ def replay(directory: Path, *, tlc: bool = False, tlc_max_events: int | None = 1
         if progress is not None:
             progress("tlc", 0, 1)
         subset = events if tlc_max_events is None else events[:tlc_max_events]
-        res: TraceValidationResult = validate_events(subset, timing, replicas=replicas)
+        res: TraceValidationResult = validate_events(subset, timing, replicas=replicas,
+                                                     kinds=kinds)
         problem = [res.message] + [f"  {k} = {v}" for k, v in res.state.items()]
         layers.append(LayerResult("tlc", res.ok, res.seconds, res.message,
                                   [] if res.ok else problem))

@@ -227,6 +227,9 @@ class TLCOutputParser:
         self.depth: int | None = None
         self.success = False
         self.finished = False
+        # -simulate reports no "no error found" line: a simulation that ran all its
+        # traces and finished without a violation or an error found nothing.
+        self.simulating = False
         self._trace_done = False  # with -continue, only the first counterexample is kept
         self._stack: list[_Message] = []
         self._loose: list[str] = []
@@ -278,6 +281,8 @@ class TLCOutputParser:
 
     def _handle(self, msg: _Message, elapsed: float) -> Progress | None:
         code, text = msg.code, msg.text
+        if code in (EC_PROGRESS_SIMU, EC_STATS_SIMU, EC_COMPUTING_INIT_PROGRESS):
+            self.simulating = True
         if code in (EC_PROGRESS_STATS, EC_PROGRESS_SIMU):
             m = _PROGRESS_RE.search(text)
             if not m:
@@ -393,7 +398,7 @@ class TLCOutputParser:
             outcome = self.outcome
         elif self.errors:
             outcome = "error"
-        elif self.success and exit_code in (0, None):
+        elif (self.success or self.simulating) and exit_code in (0, None):
             outcome = "ok"
         else:
             outcome = "error"

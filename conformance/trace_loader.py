@@ -161,12 +161,57 @@ def read_config(directory: Path) -> dict[str, Any]:
     return config
 
 
+KINDS = ("storage", "log", "none")
+
+
+def member_kinds(config: Mapping[str, Any], where: str = "config.json") -> dict[str, str]:
+    """Every replica incarnation of the run and its kind at the start.
+
+    From ``"members"``: a list of ``{"id", "node", "incarnation", "kind"}`` (kind
+    ``"storage"``, ``"log"``, or ``"none"`` for a spare node not yet a member).  A
+    config without it (a run from before membership change) has ``"replicas": n``
+    storage replicas named ``r1..rn``.  No checker may assume either naming: they all
+    read the group from here.
+    """
+    members = config.get("members")
+    if members is None:
+        n = config.get("replicas", 3)
+        if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= 64:
+            raise TraceInputError(f"{where}:1: 'replicas' must be an integer in 1..64, "
+                                  f"got {n!r}")
+        return {f"r{i}": "storage" for i in range(1, n + 1)}
+    if not isinstance(members, list) or not 1 <= len(members) <= 64:
+        raise TraceInputError(f"{where}:1: 'members' must be a list of 1..64 replicas")
+    kinds: dict[str, str] = {}
+    nodes: dict[tuple[Any, Any], str] = {}
+    for i, m in enumerate(members):
+        if not isinstance(m, dict):
+            raise TraceInputError(f"{where}:1: members[{i}] is not an object")
+        rid, kind = m.get("id"), m.get("kind")
+        if not isinstance(rid, str) or not rid or '"' in rid or "\\" in rid:
+            raise TraceInputError(f"{where}:1: members[{i}].id must be a non-empty string, "
+                                  f"got {rid!r}")
+        if kind not in KINDS:
+            raise TraceInputError(f"{where}:1: members[{i}].kind must be one of "
+                                  f"{', '.join(KINDS)}, got {kind!r}")
+        if rid in kinds:
+            raise TraceInputError(f"{where}:1: replica id {rid!r} listed twice (an "
+                                  f"incarnation's id is unique)")
+        node, inc = m.get("node"), m.get("incarnation")
+        if node is not None:
+            if (node, inc) in nodes:
+                raise TraceInputError(f"{where}:1: {rid} and {nodes[node, inc]} are both "
+                                      f"incarnation {inc!r} of node {node!r}")
+            nodes[node, inc] = rid
+        kinds[rid] = kind
+    if not any(k != "none" for k in kinds.values()):
+        raise TraceInputError(f"{where}:1: 'members' has no member (every kind is 'none')")
+    return kinds
+
+
 def members_of(config: Mapping[str, Any], where: str = "config.json") -> list[str]:
-    """The group's replica ids, as the simulator names them."""
-    n = config.get("replicas", 3)
-    if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= 64:
-        raise TraceInputError(f"{where}:1: 'replicas' must be an integer in 1..64, got {n!r}")
-    return [f"r{i}" for i in range(1, n + 1)]
+    """Every replica incarnation of the run (members and spares), in config order."""
+    return list(member_kinds(config, where))
 
 
 def load_trace_dir(directory: Path) -> tuple[list[Located], dict[str, Any]]:
@@ -183,6 +228,7 @@ __all__ = [
     "event_to_obj",
     "load_events",
     "load_trace_dir",
+    "member_kinds",
     "members_of",
     "read_config",
     "read_trace",

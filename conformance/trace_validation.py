@@ -13,7 +13,8 @@ state at that point, come back as a ``TraceValidationResult``.
 
 Mapping the implementation's values to the spec's:
 
-* Replicas are strings ("r1"...); every replica is a storage member.
+* Replicas are strings, as config.json's ``members`` names them, each with its kind at
+  the start (storage, log, or none for a spare); membership changes are commands.
 * Time unit: one microsecond. ``MaxDrift`` is the spec's window width, twice the
   implementation's +/- bound, and a clock's offset is ``clock - real + max_drift``.
   Between a node's events its clock is interpolated linearly (rounded down), which is
@@ -47,9 +48,10 @@ from conformance.trace_loader import (
     Located,
     TraceInputError,
     load_trace_dir,
-    members_of,
+    member_kinds,
 )
 from reference.actions import ACTIONS, CATALOGUE, MESSAGES
+from reference.messages import Change
 from reference.trace_events import action_of
 
 SPECS = Path(__file__).resolve().parent.parent / "specs"
@@ -130,7 +132,8 @@ class Items:
     replicas: list[str]
     offset0: dict[str, int]
     cmd_rids: list[str]
-    cmd_keys: list[str]
+    ops: list[str]
+    """The spec's Ops, one TLA+ record per command (a put per write; a change as is)."""
     keys: dict[str, str]
     max_ballot: int
     max_slot: int
@@ -144,7 +147,7 @@ class _Render:
         self.timing = timing
         self.keys: dict[str, str] = {}
         self.cmd_rids: list[str] = []
-        self.cmd_keys: list[str] = []
+        self.ops: list[str] = []
         self.t = 0
         self.max_ballot = 0
         self.max_slot = 0
@@ -166,7 +169,17 @@ class _Render:
             # Every client write is a new command of the spec (an index into Ops), even a
             # retry of a request id: the spec's ClientWrite takes only fresh commands.
             self.cmd_rids.append(x.rid)
-            self.cmd_keys.append(self.key(_op_key(x.op)))
+            key = self.key(_op_key(x.op))
+            self.ops.append(f'[op |-> "put", key |-> {_tla(key)}, val |-> {len(self.ops) + 1}, '
+                            f'expect |-> Absent]')
+            return len(self.cmd_rids)
+        elif ptype == "change":
+            # A membership change is a new command too: Ops holds it as the spec's record.
+            self.cmd_rids.append(_change_rid(x))
+            fields = f'op |-> {_tla(x.op)}, who |-> {_tla(x.who)}'
+            if x.op == "add":
+                fields += f", kind |-> {_tla(x.kind)}"
+            self.ops.append(f"[{fields}]")
             return len(self.cmd_rids)
         elif ptype == "key":
             return self.key(x)
@@ -200,6 +213,11 @@ class _Render:
         return item
 
 
+def _change_rid(change: Any) -> str:
+    """The request id a change command carries in the log (its ``cmd`` form's rid)."""
+    return Change(change.op, change.who, change.kind).request_id
+
+
 def _op_key(op: Any) -> Any:
     obj = orjson.loads(bytes(op))
     key = {"p": obj["item"]["pk"]} if "item" in obj else obj["key"]
@@ -221,9 +239,12 @@ def build_items(events: Sequence[Located], timing: TimingConfig,
         if s and ev.real == s[-1][0]:
             continue
         s.append((ev.real, ev.clock))
-    for n, s in samples.items():
+    first = events[0].event.real
+    for s in samples.values():
         if not s:
-            raise TraceInputError(f"replica {n} has no events")
+            # A spare that never joined (or joined after the window) takes no step: any
+            # clock within the window will do, so give it a perfect one.
+            s.append((first, first))
     clocks = {n: _Clock(s) for n, s in samples.items()}
     d = timing.max_drift_us
 
@@ -261,7 +282,7 @@ def build_items(events: Sequence[Located], timing: TimingConfig,
         except KeyError as exc:
             raise TraceInputError(f"{loc.where}: {act} names unknown replica {exc}") from None
         origin.append(loc)
-    return Items(items, origin, nodes, offset0, render.cmd_rids, render.cmd_keys, render.keys,
+    return Items(items, origin, nodes, offset0, render.cmd_rids, render.ops, render.keys,
                  max(render.max_ballot, 1), render.max_slot + 1)
 
 
@@ -305,14 +326,18 @@ def dispatch() -> str:
     return f"TVStep(e) ==\n  CASE {cases}"
 
 
-def render(items: Items, timing: TimingConfig, module: str) -> tuple[str, str]:
-    ops = ", ".join(f'[op |-> "put", key |-> {_tla(k)}, val |-> {i}, expect |-> Absent]'
-                    for i, k in enumerate(items.cmd_keys, start=1))
+def render(items: Items, timing: TimingConfig, module: str,
+           kinds: Mapping[str, str] | None = None) -> tuple[str, str]:
+    """The trace module and its config.  ``kinds``: each replica's kind at the start
+    (config.json's members); a replica it does not name is a storage replica."""
+    ops = ", ".join(items.ops)
     body = ",\n    ".join(_record(it) for it in items.items)
+    init_config = " @@ ".join(f"{_tla(r)} :> {_tla((kinds or {}).get(r, 'storage'))}"
+                              for r in sorted(items.replicas))
     tla = f"""---- MODULE {module} ----
 EXTENDS TraceValidation
 TVReplicas == {_tla(set(items.replicas))}
-TVInitConfig == [r \\in TVReplicas |-> "storage"]
+TVInitConfig == ({init_config})
 TVKeys == {_tla(set(items.keys.values()) or {"k0"})}
 TVOps == << {ops} >>
 TVCmdRid == << {", ".join(_tla(r) for r in items.cmd_rids)} >>
@@ -408,12 +433,13 @@ def _run_tlc_streaming(cmd: list[str], cwd: Path, timeout: float) -> tuple[bytes
 
 
 def validate_events(events: Sequence[Located], timing: TimingConfig, *,
-                    replicas: Sequence[str] | None = None, workdir: Path | None = None,
+                    replicas: Sequence[str] | None = None,
+                    kinds: Mapping[str, str] | None = None, workdir: Path | None = None,
                     timeout: float = 600.0, keep: bool = False) -> TraceValidationResult:
     started = time.perf_counter()
     items = build_items(events, timing, replicas)
     module = "TV_Trace"
-    tla, cfg = render(items, timing, module)
+    tla, cfg = render(items, timing, module, kinds)
     tmp_ctx = tempfile.TemporaryDirectory(prefix="dynaspec-tv-")
     work = Path(tmp_ctx.name) if workdir is None else workdir
     work.mkdir(parents=True, exist_ok=True)
@@ -490,6 +516,6 @@ def validate_trace_dir(directory: Path, *, max_events: int | None = None,
     if max_events is not None:
         events = events[:max_events]
     timing = TimingConfig.from_config_json(config)
-    replicas = members_of(config)
-    return validate_events(events, timing, replicas=replicas, workdir=workdir,
+    kinds = member_kinds(config)
+    return validate_events(events, timing, replicas=list(kinds), kinds=kinds, workdir=workdir,
                            timeout=timeout, keep=keep)

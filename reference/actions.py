@@ -35,11 +35,14 @@ ActionKind = Literal["spec", "env"]
 #   replica  a replica id (string)             ballot  an integer >= 1
 #   count    an integer >= 0                   slot    an integer >= 1
 #   clock    a node's local clock reading, us  quorum  a set of replica ids (sorted array)
-#   cmd      a logged command: null (NoOp) or {"rid", "op"}
+#   cmd      a logged command: null (NoOp), a write {"rid", "op"} or a membership
+#            change {"rid", "change"} (``change`` as below)
 #   write    a client's write command {"rid", "op"}: a new command in the spec's Ops
 #   key      an item key {"p", "s"?}
 #   wal      how WAL recovery ended: "clean" or "torn"
 #   digest   CRC32C of a log, 8 hex digits     text    free text, not checked
+#   change   a membership change command {"op": "add"|"remove"|"promote", "who", "kind"?}
+#            (kind "storage" or "log", for "add" only): a new command in the spec's Ops
 #   msg:<t>  a message of type <t> (MESSAGES)
 ParamType = str
 
@@ -137,6 +140,25 @@ CATALOGUE: tuple[Action, ...] = (
            "leader r serves a strongly consistent read", reads_time=True, in_next=False),
     Action("EventualRead", "spec", (_R, Param("k", "key", "the key read")),
            "storage replica r serves an eventually consistent read", in_next=False),
+    Action("AddMember", "spec",
+           (_R, Param("c", "change", "the change: add c.who as a c.kind member"),
+            Param("s", "slot", "the slot it was appended at", extra=True)),
+           "leader r appends a configuration command adding a new incarnation",
+           reads_time=True),
+    Action("RemoveMember", "spec",
+           (_R, Param("c", "change", "the change: remove member c.who"),
+            Param("s", "slot", "the slot it was appended at", extra=True)),
+           "leader r appends a configuration command removing a member", reads_time=True),
+    Action("PromoteMember", "spec",
+           (_R, Param("c", "change", "the change: log replica c.who becomes storage"),
+            Param("s", "slot", "the slot it was appended at", extra=True)),
+           "leader r appends a configuration command promoting a log replica that "
+           "has installed a B-tree snapshot", reads_time=True),
+    Action("InstallSnapshot", "spec",
+           (Param("x", "replica", "the replica that installs the snapshot"),
+            Param("src", "replica", "the storage replica it was copied from"),
+            Param("upto", "count", "slots the snapshot's B-tree covers", extra=True)),
+           "replica x, which has no B-tree, installs a copy of src's B-tree"),
     Action("Crash", "spec", (_R,), "replica r crashes, losing its volatile state"),
     Action("Tick", "spec", (), "real time advances; clocks drift within their window",
            traced=False, post=False),
@@ -149,6 +171,13 @@ CATALOGUE: tuple[Action, ...] = (
             Param("truncated", "count", "bytes cut off the WAL's tail"),
             Param("digest", "digest", "CRC32C of the recovered log (reference/trace.py)")),
            "a new process recovered the node's WAL and restarts as a follower"),
+    Action("Kill", "env", (),
+           "the node is gone for good (its disk with it); a replacement is a new incarnation",
+           post=False),
+    Action("Checkpoint", "env",
+           (Param("upto", "count", "the B-tree checkpoint covers slots 1..upto"),
+            Param("truncated", "count", "WAL slots dropped: the log now starts after them")),
+           "a storage replica checkpointed its B-tree and truncated its WAL up to it"),
     Action("Quarantine", "env", (Param("reason", "text", "what recovery found"),),
            "recovery found a corrupt WAL; the node stays out of the protocol", post=False),
 )

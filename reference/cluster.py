@@ -5,6 +5,14 @@ for ``duration_us`` of simulated time under the named fault schedule, then heals
 every fault, restarts crashed replicas and lets the group settle for
 ``settle_us`` so that the final state can be audited.
 
+Membership (issue 9): ``spares`` extra nodes wait unstarted, with replica ids
+after the group's (``r4``... for three replicas); the group's initial
+configuration names them ``"none"``. The ``World`` is also the control plane the
+healing leader uses (reference/node.py ``ControlPlane``): it hands out spare
+nodes, times snapshot copies (size / ``HealConfig.copy_bandwidth_bps``) and keeps
+the archive of truncated WAL entries (the paper's S3 archive, §5.1), from which
+the final audit reads the chosen prefix a checkpoint dropped.
+
 Randomness: one ``random.Random(seed)`` in the simulator; every component gets its
 own stream forked from it in a fixed order, so adding draws in one component does
 not perturb the others, and the same configuration gives byte-identical traces.
@@ -13,24 +21,26 @@ not perturb the others, and the same configuration gives byte-identical traces.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import IO
+from typing import IO, Any
 
 from reference.audit import AuditReport, audit
 from reference.client import Client, ClientConfig, HistoryRecord
 from reference.clocks import LocalClock
 from reference.faults import install as install_faults
-from reference.messages import Cmd, Kind
+from reference.healing import copy_time_us
+from reference.messages import NOOP, Cmd, Kind
 from reference.network import Network, NetworkConfig
 from reference.node import NodeConfig, ReplicaNode
-from reference.replica import DEFAULT_SCHEMA, ReplicaConfig
+from reference.replica import DEFAULT_SCHEMA, ReplicaConfig, Snapshot
 from reference.simulator import Simulator
 from reference.trace import Listener, TraceWriter
 from reference.workload import Workload, WorkloadConfig
 
 _SECOND = 1_000_000
-FAULT_SCHEDULES = ("none", "crashes", "partitions", "flaky-network", "clock-drift", "disk-faults")
+FAULT_SCHEDULES = ("none", "crashes", "partitions", "flaky-network", "clock-drift", "disk-faults",
+                   "heal")
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,10 +62,14 @@ class SimConfig:
     network: NetworkConfig = field(default_factory=NetworkConfig)
     node: NodeConfig = field(default_factory=NodeConfig)
     client: ClientConfig = field(default_factory=ClientConfig)
+    spares: int = 0
+    """Spare nodes healing may bring in (each joins under a new replica id)."""
 
     def __post_init__(self) -> None:
         if not 1 <= self.replicas <= 9:
             raise ValueError("replicas must be in 1..9")
+        if not 0 <= self.spares <= 9:
+            raise ValueError("spares must be in 0..9")
         if self.azs < 1 or self.clients < 0:
             raise ValueError("azs must be >= 1 and clients >= 0")
         if self.duration_us <= 0 or self.settle_us < 0:
@@ -89,7 +103,26 @@ class SimConfig:
         if self.faults == "clock-drift":
             drift = max(self.max_drift_us, 50_000)
             return replace(self, max_drift_us=drift, max_rate_ppm=max(self.max_rate_ppm, 50_000))
+        if self.faults == "heal":
+            # Healing on, a spare to heal with, and WAL truncation, so that a log replica
+            # copies only the WAL tail.
+            node = replace(self.node, heal=replace(self.node.heal, enabled=True),
+                           checkpoint_every=self.node.checkpoint_every or HEAL_CHECKPOINT_EVERY)
+            return replace(self, spares=max(self.spares, 1), node=node)
         return self
+
+    def ids(self) -> list[str]:
+        """Every replica id of the group: the replicas, then the spares."""
+        return replica_names(self.replicas + self.spares)
+
+    def initial_members(self) -> dict[str, Kind]:
+        """The initial configuration: the replicas are storage members, spares none."""
+        return {n: ("storage" if i < self.replicas else "none")
+                for i, n in enumerate(self.ids())}
+
+
+HEAL_CHECKPOINT_EVERY = 256
+"""WAL truncation period (slots) the ``heal`` schedule uses unless one is set."""
 
 
 def replica_names(n: int) -> list[str]:
@@ -111,21 +144,29 @@ class World:
         self.sim = sim = Simulator(cfg.seed)
         self.net = Network(sim, sim.fork_rng(), cfg.network)
         names = replica_names(cfg.replicas)
-        members: dict[str, Kind] = {n: "storage" for n in names}
+        members: dict[str, Kind] = cfg.initial_members()
         rcfg = cfg.replica_config()
         if check_config is not None:
             check_config(rcfg)
         self.nodes: dict[str, ReplicaNode] = {}
-        for i, name in enumerate(names):
+
+        def add_node(i: int, name: str, *, spare: bool = False) -> None:
+            # Forks two random streams (clock, node), in this order, per node.
             clock = LocalClock(sim, cfg.max_drift_us, sim.fork_rng(),
                                max_rate_ppm=cfg.max_rate_ppm)
             sink = trace_sinks.get(name) if trace_sinks is not None else None
             self.nodes[name] = ReplicaNode(sim, self.net, name, f"az{i % cfg.azs + 1}", members,
                                            rcfg, clock, sim.fork_rng(),
-                                           TraceWriter(name, name, sink, listener), cfg.node)
+                                           TraceWriter(name, name, sink, listener), cfg.node,
+                                           self, spare=spare)
+
+        for i, name in enumerate(names):
+            add_node(i, name)
         self.history: list[HistoryRecord] = []
+        # Clients know every id (a promoted spare may come to lead) when there are spares.
+        targets = cfg.ids()
         self.clients = [
-            Client(sim, self.net, f"c{i + 1}", f"az{i % cfg.azs + 1}", names, sim.fork_rng(),
+            Client(sim, self.net, f"c{i + 1}", f"az{i % cfg.azs + 1}", targets, sim.fork_rng(),
                    self.history, cfg.client)
             for i in range(cfg.clients)
         ]
@@ -134,6 +175,20 @@ class World:
         self.fault_rng = sim.fork_rng()
         self.faults_injected: Counter[str] = Counter()
         self.fault_log: list[tuple[int, str]] = []
+        # Spare nodes last, so that the streams forked above do not depend on them.
+        for i, name in enumerate(cfg.ids()[cfg.replicas:], start=cfg.replicas):
+            add_node(i, name, spare=True)
+        self.killed: dict[str, int] = {}
+        """Replica id -> simulated time it was killed."""
+        self.config_log: list[tuple[int, str, dict[str, Kind]]] = []
+        """(time, leader, its view) each time a leader committed a configuration command."""
+        self.copies: list[dict[str, Any]] = []
+        """Snapshot copies: src, dst, bytes, start and end times, installed."""
+        self.archive: dict[int, Cmd] = {}
+        """Slot -> command of every WAL entry a checkpoint truncated (the S3 archive)."""
+        self.archive_conflicts: list[str] = []
+        self._copying: set[str] = set()
+        self._joined: set[str] = set()
 
     # --- observation ---------------------------------------------------------------------
 
@@ -159,6 +214,13 @@ class World:
         if self.nodes[name].state == "up":
             self.note(f"crash {name}")
             self.nodes[name].crash()
+
+    def kill(self, name: str) -> None:
+        """The node is gone for good (its disk too); healing replaces it."""
+        if self.nodes[name].state in ("up", "down", "quarantined"):
+            self.note(f"kill {name}")
+            self.killed[name] = self.sim.now
+            self.nodes[name].kill()
 
     def restart(self, name: str) -> None:
         if self.nodes[name].state == "down":
@@ -205,20 +267,118 @@ class World:
             self.restart(name)
         self.sim.run(until_us=self.sim.now + self.config.settle_us)
 
+    # --- the control plane (reference/node.py ControlPlane) ----------------------------
+
+    def spare(self) -> str | None:
+        for name in self.config.ids()[self.config.replicas:]:
+            if name not in self._joined and self.nodes[name].state in ("spare", "up"):
+                return name
+        return None
+
+    def claim(self, who: str) -> None:
+        node = self.nodes.get(who)
+        if node is not None and node.state == "spare":
+            self.note(f"claim {who}")
+            node.activate()
+
+    def copying(self) -> set[str]:
+        return set(self._copying)
+
+    def copy_snapshot(self, src: str, dst: str) -> None:
+        if dst in self._copying or dst not in self.nodes:
+            return
+        snap = self.nodes[src].replica.take_snapshot()
+        if snap is None:
+            return
+        took = copy_time_us(snap.size_bytes, self.config.node.heal)
+        self._copying.add(dst)
+        self.copies.append({"src": src, "dst": dst, "bytes": snap.size_bytes, "upto": snap.upto,
+                            "start_us": self.sim.now, "end_us": self.sim.now + took,
+                            "installed": False})
+        self.note(f"copy {src}->{dst} {snap.size_bytes} bytes")
+        self.sim.schedule(took, self._copy_done, dst, snap, len(self.copies) - 1)
+
+    def _copy_done(self, dst: str, snap: Snapshot, i: int) -> None:
+        self._copying.discard(dst)
+        self.copies[i]["installed"] = self.nodes[dst].install_snapshot(snap)
+
+    def config_committed(self, leader: str, view: Mapping[str, Kind]) -> None:
+        self.config_log.append((self.sim.now, leader, dict(view)))
+        self._joined |= {m for m, k in view.items() if k != "none"}
+
+    def archive_entries(self, entries: Mapping[int, Cmd]) -> None:
+        for s, c in entries.items():
+            old = self.archive.setdefault(s, c)
+            if old != c:
+                self.archive_conflicts.append(f"slot {s}: archived {old!r}, then {c!r}")
+
+    # --- healing timeline ------------------------------------------------------------------
+
+    def healing(self) -> dict[str, Any] | None:
+        """When the group was back to full strength after the first kill: ``full_strength``
+        (a committed configuration of ``replicas`` members, none of them killed) and
+        ``all_storage`` (the same, all of them storage replicas)."""
+        if not self.killed:
+            return None
+        name, t0 = min(self.killed.items(), key=lambda kv: kv[1])
+        target = self.config.replicas
+
+        def first(all_storage: bool) -> int | None:
+            for t, _, view in self.config_log:
+                members = {m: k for m, k in view.items() if k != "none"}
+                if t >= t0 and len(members) == target and not set(members) & set(self.killed) \
+                        and (not all_storage or set(members.values()) == {"storage"}):
+                    return t - t0
+            return None
+
+        heal = self.config.node.heal
+        return {
+            "mode": "log-replicas" if heal.log_replicas else "storage-only",
+            "killed": name, "killed_at_s": t0 / 1e6,
+            "full_strength_s": _s(first(False)), "all_storage_s": _s(first(True)),
+            "copy_bandwidth_bps": heal.copy_bandwidth_bps,
+            "copies": [{**c, "seconds": (c["end_us"] - c["start_us"]) / 1e6}
+                       for c in self.copies],
+            "changes": [{"t_s": t / 1e6, "leader": lead,
+                         "members": {m: k for m, k in sorted(v.items()) if k != "none"}}
+                        for t, lead, v in self.config_log],
+        }
+
     def chosen_log(self) -> list[Cmd]:
-        """The applied prefix of the most advanced up replica: commands chosen, in order."""
-        best = max((self.nodes[n].replica for n in self.up_nodes()), key=lambda r: r.applied,
-                   default=None)
+        """The applied prefix of the most advanced up replica: commands chosen, in order
+        (the archive supplies the slots its checkpoint truncated)."""
+        best = max((self.nodes[n].replica for n in self.up_nodes()
+                    if self.nodes[n].replica.has_btree),
+                   key=lambda r: r.applied, default=None)
         if best is None:
             return []
-        return [best.entry(s).cmd for s in range(1, best.applied + 1)]
+        return [self._cmd_at(best, s) for s in range(1, best.applied + 1)]
+
+    def _cmd_at(self, r: Any, s: int) -> Cmd:
+        e = r.log.get(s)
+        if e is not None:
+            return e.cmd  # type: ignore[no-any-return]
+        return self.archive.get(s, NOOP)
 
     def applied_logs(self) -> dict[str, list[Cmd]]:
+        """Each up replica's applied prefix. Slots it holds no entry for (truncated, or
+        covered by an installed snapshot) come from the archive or the chosen log."""
         out = {}
+        chosen = self.chosen_log()
         for n in self.up_nodes():
             r = self.nodes[n].replica
-            out[n] = [r.entry(s).cmd for s in range(1, r.applied + 1)]
+            if not r.has_btree:
+                continue
+            out[n] = [r.log[s].cmd if s in r.log
+                      else self.archive.get(s, chosen[s - 1] if s <= len(chosen) else NOOP)
+                      for s in range(1, r.applied + 1)]
         return out
 
     def audit(self) -> AuditReport:
-        return audit(self.history, self.chosen_log(), DEFAULT_SCHEMA, self.applied_logs())
+        report = audit(self.history, self.chosen_log(), DEFAULT_SCHEMA, self.applied_logs())
+        report.divergence.extend(self.archive_conflicts)
+        return report
+
+
+def _s(us: int | None) -> float | None:
+    return None if us is None else us / 1e6

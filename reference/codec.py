@@ -21,10 +21,12 @@ import orjson
 
 from reference.messages import (
     NOOP,
+    Change,
     Cmd,
     Command,
     CommitMsg,
     Entry,
+    Kind,
     LeaseAckMsg,
     LeaseMsg,
     LeaseNotHeld,
@@ -97,6 +99,41 @@ class ProgressMsg:
     applied: int
     urgent: bool = False
     """Sent at once because a 2a arrived ahead of a missing slot."""
+    base: int = 0
+    """The follower's checkpoint point (its log starts after it)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotReportMsg:
+    """A replica tells the leader it has installed a B-tree snapshot (driver message):
+    the leader may then add it as storage, or promote it."""
+
+    src: str
+    upto: int
+
+
+@dataclass(frozen=True, slots=True)
+class SeedMsg:
+    """Leader -> a replica that lacks slots the leader has truncated: slots 1..base are
+    committed, and ``config``/``named`` are the configuration and the ids named by
+    then. A replica without a B-tree (a joining log replica) starts its log after
+    ``base``: the paper's "copy only the recent write-ahead logs"."""
+
+    bal: int
+    src: str
+    base: int
+    config: tuple[tuple[str, Kind], ...]
+    named: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class TruncateMsg:
+    """Leader -> members: every member of its view has persisted slots 1..upto, all
+    committed; each may truncate its WAL up to there (once applied, with a B-tree)."""
+
+    bal: int
+    src: str
+    upto: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,14 +154,42 @@ class LeaderCheckReplyMsg:
 
 Wire: TypeAlias = (
     Message | ClientRequest | ClientReply | ProgressMsg | LeaderCheckMsg | LeaderCheckReplyMsg
+    | SnapshotReportMsg | SeedMsg | TruncateMsg
 )
 
 # --- commands ------------------------------------------------------------------------
 
 
-def cmd_to_wire(c: Cmd) -> list[str] | None:
+def change_to_json(c: Change) -> dict[str, str]:
+    """``{"op", "who", "kind"?}``: the wire, WAL and trace form of a configuration change."""
+    out = {"op": c.op, "who": c.who}
+    if c.kind is not None:
+        out["kind"] = c.kind
+    return out
+
+
+def change_from_json(x: Any) -> Change:
+    if not isinstance(x, dict) or not set(x) <= {"op", "who", "kind"} \
+            or not _strs(x.get("op"), x.get("who")) \
+            or x.get("kind", "") not in ("", "storage", "log"):
+        raise CodecError(f"bad change {x!r}")
+    try:
+        return Change(x["op"], x["who"], x.get("kind"))
+    except ValueError as exc:
+        raise CodecError(f"bad change {x!r}: {exc}") from exc
+
+
+def change_bytes(c: Change) -> bytes:
+    """Canonical bytes of a change (sorted keys), e.g. for log digests."""
+    return orjson.dumps(change_to_json(c), option=orjson.OPT_SORT_KEYS)
+
+
+def cmd_to_wire(c: Cmd) -> list[str] | dict[str, str] | None:
+    """NoOp: ``null``; a write: ``[rid, op]``; a change: ``{"op", "who", "kind"?}``."""
     if isinstance(c, Command):
         return [c.request_id, c.op.decode()]
+    if isinstance(c, Change):
+        return change_to_json(c)
     return None
 
 
@@ -133,6 +198,8 @@ def cmd_from_wire(x: Any) -> Cmd:
         return NOOP
     if isinstance(x, list) and len(x) == 2 and isinstance(x[0], str) and isinstance(x[1], str):
         return Command(x[0], x[1].encode())
+    if isinstance(x, dict):
+        return change_from_json(x)
     raise CodecError(f"bad command {x!r}")
 
 
@@ -140,6 +207,8 @@ def cmd_to_json(c: Cmd) -> dict[str, Any] | None:
     """Trace form: the op is embedded as JSON (it is canonical JSON already)."""
     if isinstance(c, Command):
         return {"rid": c.request_id, "op": orjson.Fragment(c.op)}
+    if isinstance(c, Change):
+        return {"rid": c.request_id, "change": change_to_json(c)}
     return None
 
 
@@ -208,7 +277,10 @@ def to_wire(m: Wire) -> list[Any]:
     match m:
         case Phase1aMsg(bal, src):
             return ["1a", bal, src]
-        case Phase1bMsg(bal, src, dst, log, granted):
+        case Phase1bMsg(bal, src, dst, log, granted, base, base_config, base_named):
+            if base or base_config or base_named:
+                return ["1b", bal, src, dst, _entries_to_wire(log), granted, base,
+                        [list(p) for p in base_config], list(base_named)]
             return ["1b", bal, src, dst, _entries_to_wire(log), granted]
         case Phase2aMsg(bal, slot, cmd, src):
             return ["2a", bal, slot, cmd_to_wire(cmd), src]
@@ -220,8 +292,16 @@ def to_wire(m: Wire) -> list[Any]:
             return ["lease", bal, start, src]
         case LeaseAckMsg(bal, start, src, dst):
             return ["leaseAck", bal, start, src, dst]
-        case ProgressMsg(bal, src, dst, have, applied, urgent):
+        case ProgressMsg(bal, src, dst, have, applied, urgent, base):
+            if base:
+                return ["progress", bal, src, dst, have, applied, urgent, base]
             return ["progress", bal, src, dst, have, applied, urgent]
+        case SnapshotReportMsg(src, upto):
+            return ["snap", src, upto]
+        case SeedMsg(bal, src, base, config, named):
+            return ["seed", bal, src, base, [list(p) for p in config], list(named)]
+        case TruncateMsg(bal, src, upto):
+            return ["trunc", bal, src, upto]
         case LeaderCheckMsg(bal, src):
             return ["check", bal, src]
         case LeaderCheckReplyMsg(bal, src, healthy):
@@ -256,6 +336,19 @@ def _entries_from_wire(x: Any) -> tuple[Entry, ...]:
     return tuple(out)
 
 
+def config_from_wire(x: Any) -> tuple[tuple[str, Kind], ...]:
+    """A configuration as sorted ``[[id, kind], ...]`` pairs."""
+    if not isinstance(x, list):
+        raise CodecError("a configuration must be a list")
+    out: list[tuple[str, Kind]] = []
+    for p in x:
+        if not (isinstance(p, list) and len(p) == 2 and _strs(*p)
+                and p[1] in ("storage", "log", "none")):
+            raise CodecError(f"bad configuration pair {p!r}")
+        out.append((p[0], p[1]))
+    return tuple(out)
+
+
 def from_wire(x: Any) -> Wire:
     if not isinstance(x, list) or not x:
         raise CodecError("message must be a non-empty array")
@@ -265,6 +358,10 @@ def from_wire(x: Any) -> Wire:
         return Phase1aMsg(a[0], a[1])
     if t == "1b" and n == 5 and _ints(a[0], a[4]) and _strs(a[1], a[2]):
         return Phase1bMsg(a[0], a[1], a[2], _entries_from_wire(a[3]), a[4])
+    if t == "1b" and n == 8 and _ints(a[0], a[4], a[5]) and _strs(a[1], a[2]) \
+            and isinstance(a[7], list) and _strs(*a[7]):
+        return Phase1bMsg(a[0], a[1], a[2], _entries_from_wire(a[3]), a[4], a[5],
+                          config_from_wire(a[6]), tuple(a[7]))
     if t in ("2a", "2b") and n == 4 and _ints(a[0], a[1]) and _strs(a[3]):
         cls = Phase2aMsg if t == "2a" else Phase2bMsg
         return cls(a[0], a[1], cmd_from_wire(a[2]), a[3])
@@ -277,6 +374,16 @@ def from_wire(x: Any) -> Wire:
     if t == "progress" and n == 6 and _ints(a[0], a[3], a[4]) and _strs(a[1], a[2]) \
             and type(a[5]) is bool:
         return ProgressMsg(a[0], a[1], a[2], a[3], a[4], a[5])
+    if t == "progress" and n == 7 and _ints(a[0], a[3], a[4], a[6]) and _strs(a[1], a[2]) \
+            and type(a[5]) is bool:
+        return ProgressMsg(a[0], a[1], a[2], a[3], a[4], a[5], a[6])
+    if t == "snap" and n == 2 and _strs(a[0]) and _ints(a[1]):
+        return SnapshotReportMsg(a[0], a[1])
+    if t == "seed" and n == 5 and _ints(a[0], a[2]) and _strs(a[1]) \
+            and isinstance(a[4], list) and _strs(*a[4]):
+        return SeedMsg(a[0], a[1], a[2], config_from_wire(a[3]), tuple(a[4]))
+    if t == "trunc" and n == 3 and _ints(a[0], a[2]) and _strs(a[1]):
+        return TruncateMsg(a[0], a[1], a[2])
     if t == "check" and n == 2 and _ints(a[0]) and _strs(a[1]):
         return LeaderCheckMsg(a[0], a[1])
     if t == "checkReply" and n == 3 and _ints(a[0]) and _strs(a[1]) and type(a[2]) is bool:
@@ -309,9 +416,10 @@ def msg_to_json(m: Message) -> dict[str, Any]:
     match m:
         case Phase1aMsg(bal, src):
             return {"type": "1a", "bal": bal, "from": src}
-        case Phase1bMsg(bal, src, dst, log, granted):
+        case Phase1bMsg(bal, src, dst, log, granted, base, _, _):
             return {"type": "1b", "bal": bal, "from": src, "to": dst,
-                    "log": [[e.bal, cmd_to_json(e.cmd)] for e in log], "granted": granted}
+                    "log": [[e.bal, cmd_to_json(e.cmd)] for e in log], "granted": granted,
+                    **({"base": base} if base else {})}
         case Phase2aMsg(bal, slot, cmd, src):
             return {"type": "2a", "bal": bal, "slot": slot, "cmd": cmd_to_json(cmd), "from": src}
         case Phase2bMsg(bal, slot, cmd, src):

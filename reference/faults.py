@@ -15,6 +15,10 @@ heals everything afterwards. Times are drawn from the world's fault stream.
   leader crashes every 4-8 s, so leases change hands under maximal drift.
 * ``disk-faults``: as ``crashes``, and once a bit of a down replica's WAL rots;
   that replica finds the corruption on restart and is quarantined.
+* ``heal``: at ``HealConfig.kill_at_us`` (3 s) one storage replica is killed for
+  good, its disk with it: by default a follower (``HealConfig.victim``), so that
+  the run shows healing alone, not an election as well; the leader notices it,
+  and heals the group with a spare node (reference/healing.py). Nothing else fails.
 """
 
 from __future__ import annotations
@@ -28,6 +32,19 @@ from reference.simulator import Simulator
 SECOND = 1_000_000
 
 
+class HealSettings(Protocol):
+    @property
+    def victim(self) -> str: ...
+
+    @property
+    def kill_at_us(self) -> int: ...
+
+
+class NodeSettings(Protocol):
+    @property
+    def heal(self) -> HealSettings: ...
+
+
 class FaultConfig(Protocol):
     """What the schedules read of the world's (effective) configuration."""
 
@@ -36,6 +53,12 @@ class FaultConfig(Protocol):
 
     @property
     def duration_us(self) -> int: ...
+
+    @property
+    def replicas(self) -> int: ...
+
+    @property
+    def node(self) -> NodeSettings: ...
 
 
 class FaultNode(Protocol):
@@ -71,6 +94,8 @@ class FaultTarget(Protocol):
 
     def crash(self, name: str) -> None: ...
 
+    def kill(self, name: str) -> None: ...
+
     def restart(self, name: str) -> None: ...
 
     def isolate(self, name: str) -> None: ...
@@ -88,6 +113,20 @@ def install(world: FaultTarget) -> None:
         _every(world, 3 * SECOND, 8 * SECOND, lambda: _partition_one(world))
     elif kind == "clock-drift":
         _every(world, 4 * SECOND, 8 * SECOND, lambda: _crash_one(world, 1.0))
+    elif kind == "heal":
+        world.sim.schedule_at(world.config.node.heal.kill_at_us, lambda: _kill_one(world))
+
+
+def _kill_one(world: FaultTarget) -> None:
+    """Kill the leader, or a follower among the initial storage replicas."""
+    leader = world.leader()
+    if world.config.node.heal.victim == "leader" and leader is not None:
+        world.kill(leader)
+        return
+    group = list(world.nodes)[:world.config.replicas]
+    followers = [n for n in group if n != leader and n in world.up_nodes()]
+    if followers:
+        world.kill(world.fault_rng.choice(followers))
 
 
 def _every(world: FaultTarget, lo: int, hi: int, act: Callable[[], None]) -> None:

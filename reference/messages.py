@@ -20,6 +20,8 @@ from reference.storage import M, Result
 Kind: TypeAlias = Literal["storage", "log", "none"]
 """A member's kind, as the spec's ``Kinds``; ``"none"`` marks a non-member."""
 
+MemberKind: TypeAlias = Literal["storage", "log"]
+
 Role: TypeAlias = Literal["follower", "candidate", "leader"]
 
 # --- commands and log entries ------------------------------------------------------
@@ -48,7 +50,44 @@ class Command:
     op: bytes
 
 
-Cmd: TypeAlias = Command | NoOp
+ChangeOp: TypeAlias = Literal["add", "remove", "promote"]
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """A configuration command: one member at a time (the spec's change records).
+
+    ``add`` makes ``who`` (a fresh incarnation id) a member of kind ``kind``
+    (``"storage"`` or ``"log"``); ``remove`` makes it ``"none"``; ``promote`` turns a
+    log replica into a storage replica. Its request id is ``"<op>-<who>"``: ids are
+    never reused, so each (op, who) is logged at most once by a correct leader.
+    """
+
+    op: ChangeOp
+    who: str
+    kind: MemberKind | None = None
+
+    def __post_init__(self) -> None:
+        if self.op not in ("add", "remove", "promote"):
+            raise ValueError(f"bad change op {self.op!r}")
+        if not self.who:
+            raise ValueError("a change names a replica")
+        if (self.op == "add") != (self.kind in ("storage", "log")):
+            raise ValueError("kind ('storage' or 'log') is given for add, and only for add")
+
+    @property
+    def request_id(self) -> str:
+        return f"{self.op}-{self.who}"
+
+    @property
+    def new_kind(self) -> Kind:
+        """``who``'s kind once the change takes effect."""
+        if self.kind is not None:
+            return self.kind
+        return "none" if self.op == "remove" else "storage"
+
+
+Cmd: TypeAlias = Command | Change | NoOp
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,8 +116,15 @@ class Phase1bMsg:
     src: str
     dst: str
     log: tuple[Entry, ...]
-    """The acceptor's whole log, slot 1 first, up to its highest filled slot."""
+    """The acceptor's log above its checkpoint, slot ``base + 1`` first, up to its
+    highest filled slot."""
     granted: int
+    base: int = 0
+    """The acceptor's checkpoint point: slots 1..base are committed and truncated."""
+    base_config: tuple[tuple[str, Kind], ...] = ()
+    """The configuration at slot ``base`` (sorted (id, kind) pairs); empty when base = 0."""
+    base_named: tuple[str, ...] = ()
+    """Ids named by a configuration command at or below ``base`` (never to be re-added)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,27 @@ timers, the write-ahead log on its disk, and the trace. It
 * crashes (volatile state and unsynced WAL bytes are lost, and the last unsynced
   record may be left torn) and restarts (WAL recovery, then ``Replica.restore``).
 
+Membership (issue 9): a node hosts one replica id for its whole life; a spare
+node waits (``state == "spare"``) until the healing leader claims it for a new
+incarnation id; ``kill`` takes a node away for good, disk and all. The leader's
+node tracks its members' health (reference/health.py), runs the healing plan
+(reference/healing.py) through the control plane (``ControlPlane``: spare nodes
+and snapshot copies).
+
+WAL truncation (``checkpoint_every`` > 0): the leader computes a truncation point
+P = the highest slot that is committed, applied at the leader, and persisted in
+its ballot by every member of its view and by every live replica catching up to
+join (from their 2b votes and progress reports), and sends it (``TruncateMsg``)
+each time it advanced by ``checkpoint_every``. Each replica then checkpoints:
+a storage replica saves its B-tree (its own file, ``btree``) and drops the WAL
+entries through min(P, applied); a log replica drops them through P. The WAL is
+rewritten (to a new file, renamed into place) as a checkpoint record, the durable
+scalars and the entries above it; the dropped entries go to the control plane's
+archive (the paper's S3 archive). No member ever lacks an entry a leader no
+longer holds; a joiner without a B-tree that does is *seeded* (``SeedMsg``): it
+starts its log at the leader's checkpoint. A member that stays silent holds
+truncation back until healing removes it.
+
 Design choice (paper §5.2 is silent on repair): recovery that stops at a torn
 tail only lost unsynced bytes, so the replica rejoins and catches up. Recovery
 that stops at a *corrupt* record lost synced records — promises or votes the
@@ -28,8 +49,9 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from dataclasses import dataclass
-from typing import Any, Literal
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
 
 from reference.clocks import LocalClock
 from reference.codec import (
@@ -39,19 +61,28 @@ from reference.codec import (
     LeaderCheckMsg,
     LeaderCheckReplyMsg,
     ProgressMsg,
+    SeedMsg,
+    SnapshotReportMsg,
+    TruncateMsg,
     decode,
     encode,
 )
+from reference.healing import Copy, HealConfig, plan
+from reference.health import Health
 from reference.leader_check import LeaderCheck
 from reference.messages import (
+    Change,
+    Cmd,
     Command,
     CommitMsg,
     Kind,
+    LeaseAckMsg,
     LeaseMsg,
     Message,
     NotLeader,
     Phase1aMsg,
     Phase2aMsg,
+    Phase2bMsg,
 )
 from reference.network import Network
 from reference.pump import Pump
@@ -66,24 +97,54 @@ from reference.replica import (
     Reply,
     Send,
     SetTimer,
+    Snapshot,
     decode_write,
 )
 from reference.retransmit import catch_up, have, lease_resend, resend_uncommitted
 from reference.simulator import Simulator
 from reference.storage import DecodeError, Invalid
-from reference.trace import TraceWriter, log_digest
+from reference.trace import TraceWriter, digest_fields, log_digest
 from reference.trace_events import PostState
 from reference.wal import HEADER_SIZE, Disk, WriteAheadLog
 from reference.wal_records import (
     WalRecordError,
     applied_record,
     ballot_record,
-    durable_from_wal,
+    checkpoint_record,
+    durable_and_checkpoint,
     granted_record,
     log_record,
 )
 
-NodeState = Literal["up", "down", "quarantined"]
+NodeState = Literal["up", "down", "quarantined", "spare", "killed"]
+
+
+class ControlPlane(Protocol):
+    """What a leader's healing needs from outside the group (reference/cluster.py)."""
+
+    def spare(self) -> str | None:
+        """The id of the spare node healing would use next (the same until it joins)."""
+        ...
+
+    def claim(self, who: str) -> None:
+        """Start the spare node ``who`` (it joins as a new incarnation)."""
+        ...
+
+    def copying(self) -> set[str]:
+        """Replicas a snapshot copy is under way to."""
+        ...
+
+    def copy_snapshot(self, src: str, dst: str) -> None:
+        """Copy ``src``'s B-tree to ``dst`` (simulated time: size / bandwidth)."""
+        ...
+
+    def config_committed(self, leader: str, view: Mapping[str, Kind]) -> None:
+        """The leader committed a configuration command; ``view`` is its view then."""
+        ...
+
+    def archive_entries(self, entries: Mapping[int, Cmd]) -> None:
+        """Committed WAL entries a checkpoint is about to truncate (the S3 archive)."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,12 +161,19 @@ class NodeConfig:
     """How long a would-be candidate waits for peers' answers to a leader check."""
     torn_write_prob: float = 0.5
     """On a crash with unsynced WAL bytes, chance that part of the first one survives."""
+    checkpoint_every: int = 0
+    """Checkpoint the B-tree and truncate the WAL once this many slots past the last
+    checkpoint are safe to drop (0: never truncate)."""
+    heal: HealConfig = field(default_factory=HealConfig)
+    """Fast healing (reference/healing.py); off by default."""
 
     def __post_init__(self) -> None:
         if self.disk_sync_us < 0 or self.tick_us <= 0 or self.election_timeout_us <= 0:
             raise ValueError("node timings must be positive")
         if self.progress_every < 1:
             raise ValueError("progress_every must be >= 1")
+        if self.checkpoint_every < 0:
+            raise ValueError("checkpoint_every must be >= 0")
 
 
 class ReplicaNode:
@@ -121,7 +189,12 @@ class ReplicaNode:
         rng: random.Random,
         trace: TraceWriter,
         node_config: NodeConfig | None = None,
+        control: ControlPlane | None = None,
+        *,
+        spare: bool = False,
     ) -> None:
+        """``members``: the group's initial configuration over every replica id (spares
+        as ``"none"``). ``spare``: the node waits unstarted until ``activate``."""
         self.sim = sim
         self.net = net
         self.name = name
@@ -152,12 +225,34 @@ class ReplicaNode:
         self.leader_check = LeaderCheck()
         self.restarts = 0
         self.action_counts: Counter[str] = Counter()
+        self.control = control
+        self.btree: Snapshot | None = None
+        """The durable B-tree checkpoint (its own file on the node's disk), if any."""
+        self._btree_pending: list[tuple[int, Snapshot]] = []
+        self.health: Health | None = None
+        self._safe_point = 0
+        self._sent_safe_point = 0
+        self._target = sum(k != "none" for k in members.values())
         net.add_node(name, az, self._on_frame)
+        if spare:
+            self.state = "spare"
+            net.set_node_up(name, False)
+            return
         # A new group has no leader to wait for: elect one soon (the first timeout is a
         # tenth of the usual), with randomized starts so that one candidate usually wins.
         t = self.nc.election_timeout_us // 10
         self._election_deadline = self.now() + t + int(self.rng.random() * t)
         self._schedule_tick()
+
+    def activate(self) -> None:
+        """Start a spare node: it catches up from the leader's 2a messages (or a seed)."""
+        if self.state != "spare":
+            return
+        self.state = "up"
+        self.net.set_node_up(self.name, True)
+        self._reset_election_deadline()
+        self._schedule_tick()
+        self._send_progress(urgent=True)
 
     # --- time ------------------------------------------------------------------------
 
@@ -223,6 +318,12 @@ class ReplicaNode:
                 return False
             self._persisted_applied = r.applied
             self.wal.append(applied_record(r.applied))
+        elif p.what == "btree":
+            # Its own file, written whole and renamed into place when the step's sync
+            # completes (a crash before then loses the step, the B-tree with it).
+            snap = r.take_snapshot()
+            if snap is not None:
+                self._btree_pending.append((len(self.disk), snap))
         else:
             raise ValueError(f"unknown durable state {p.what!r}")
         return True
@@ -233,6 +334,8 @@ class ReplicaNode:
             return  # crashed before the sync completed: the step never happened
         self._pending_syncs -= 1
         self.wal.sync(upto)
+        while self._btree_pending and self._btree_pending[0][0] <= upto:
+            self.btree = self._btree_pending.pop(0)[1]
         self._complete(events, outputs, clock, real)
 
     def _complete(self, events: list[Recorded], outputs: list[Effect],
@@ -260,6 +363,12 @@ class ReplicaNode:
         counts = self.action_counts
         for ev in events:
             counts[ev.action] += 1
+            if ev.action == "Commit" and self.control is not None:
+                r = self.replica
+                s = ev.args["s"]
+                if r.role == "leader" and r.ballot == ev.args["b"] \
+                        and s in r.leader_config_slots():
+                    self.control.config_committed(self.name, r.leader_config_at(s))
         if not trace.wanted:
             trace.seq += len(events)
         else:
@@ -291,15 +400,127 @@ class ReplicaNode:
             if r.committed_upto == self._last_committed and r.committed_upto < r.proposed_upto:
                 self._step(resend_uncommitted(r, now))  # no commit progress for a whole tick
             self._last_committed = r.committed_upto
-        elif now >= self._election_deadline and r.members[self.name] == "storage":
+            self._lead_housekeeping(now)
+        elif now >= self._election_deadline and r.kind() == "storage" and r.has_btree:
             self._reset_election_deadline()
             self._check_leader_then_elect()
-        owner = r.ballot_owner()
-        if r.role != "leader" and owner is not None and owner != self.name \
-                and self._ticks % self.nc.progress_every == 0:
-            report = ProgressMsg(r.ballot, self.name, owner, have(r), r.applied)
-            self.net.send(self.name, owner, encode(report))
+        if r.role != "leader" and self._ticks % self.nc.progress_every == 0:
+            self._send_progress()
         self._step(self.pump.pump(now))
+        self._maybe_checkpoint()
+
+    def _send_progress(self, urgent: bool = False) -> None:
+        r = self.replica
+        owner = r.ballot_owner()
+        # A replica without a B-tree never applies: it reports its log as applied, so
+        # the leader does not re-send it commit messages it has no use for.
+        applied = r.applied if r.has_btree else have(r)
+        if owner is not None and owner != self.name:
+            report = ProgressMsg(r.ballot, self.name, owner, have(r), applied, urgent, r.base)
+            self.net.send(self.name, owner, encode(report))
+        if r.has_btree and r.kind() != "storage":
+            # A snapshot installed for joining or promotion: tell whoever leads (or, not
+            # knowing yet, everyone).
+            snap = encode(SnapshotReportMsg(self.name, r.applied))
+            if owner is not None and owner != self.name:
+                self.net.send(self.name, owner, snap)
+            else:
+                self.net.broadcast(self.name, self._peers, snap)
+
+    # --- leader housekeeping: health, healing, truncation ------------------------------
+
+    def _lead_housekeeping(self, now: int) -> None:
+        r = self.replica
+        health = self.health
+        if health is None:
+            health = self.health = Health(now)
+        view = r.leader_view
+        members = [m for m, k in view.items() if k != "none"]
+        heal = self.nc.heal
+        if heal.enabled and self.control is not None:
+            unhealthy = {m for m in members
+                         if m != self.name and health.unhealthy(m, now, heal.unhealthy_after_us)}
+            steps = plan(view, self.name, self._target, unhealthy, r.snapshot_holders,
+                         self.control.copying(), self.control.spare(), heal.log_replicas)
+            for step in steps:
+                if isinstance(step, Copy):
+                    self.control.claim(step.dst)
+                    self.control.copy_snapshot(self.name, step.dst)
+                elif r.may_change(now):
+                    self.propose_change(step, now)
+        if self.nc.checkpoint_every and not (heal.enabled and self.control is not None
+                                             and self.control.copying()):
+            # Truncation point: committed, applied here, and persisted by every member and
+            # every replica catching up to join (a live non-member that votes).
+            joiners = [m for m in health.match if view.get(m, "none") == "none"
+                       and not health.unhealthy(m, now, heal.unhealthy_after_us)]
+            safe = min(health.persisted_by_all(members + joiners, self.name, r.proposed_upto),
+                       r.committed_upto, r.applied)
+            if safe >= self._sent_safe_point + self.nc.checkpoint_every:
+                self._sent_safe_point = safe
+                self._safe_point = max(self._safe_point, safe)
+                msg = encode(TruncateMsg(r.ballot, self.name, safe))
+                self.net.broadcast(self.name, self._peers, msg)
+
+    def propose_change(self, c: Change, now: int | None = None) -> bool:
+        """Have this node's replica (if it leads and may) append configuration command
+        ``c``; an added replica's node is started first. Returns whether it did (tests
+        and the Hypothesis machine call this directly)."""
+        r = self.replica
+        now = self.now() if now is None else now
+        if self.state != "up":
+            return False
+        if c.op == "add":
+            if self.control is not None:
+                self.control.claim(c.who)
+            handler = r.add_member
+        else:
+            handler = r.remove_member if c.op == "remove" else r.promote_member
+        effects = handler(c, now)
+        if effects and self.health is not None:
+            self.health.heard(c.who, now)  # a joiner gets the full threshold to catch up
+        self._step(effects)
+        return bool(effects)
+
+    def _maybe_checkpoint(self) -> None:
+        """Truncate the WAL up to the safe point (applied first, with a B-tree)."""
+        r = self.replica
+        if not self.nc.checkpoint_every or self._pending_syncs or self.state != "up":
+            return
+        upto = min(self._safe_point, r.applied) if r.has_btree else self._safe_point
+        if upto < r.base + self.nc.checkpoint_every:
+            return
+        dropping = {s: e.cmd for s, e in r.log.items() if s <= upto}
+        truncated = r.checkpoint(upto)
+        if r.base != upto:
+            return  # refused
+        if self.control is not None:
+            self.control.archive_entries(dropping)
+        self._rewrite_wal()
+        self._env("Checkpoint", r.summary(), upto=upto, truncated=truncated)
+
+    def _rewrite_wal(self) -> None:
+        """Replace the WAL by its live part: the checkpoint record, the durable scalars
+        and the log above the checkpoint (with the B-tree file written first). A write
+        to a new file and a rename: atomic, so a crash sees the old or the new WAL."""
+        r = self.replica
+        if r.has_btree:
+            self.btree = r.take_snapshot()
+        base, config, named = r.checkpoint_state()
+        disk = Disk()
+        wal = WriteAheadLog(disk, first_seq=self.wal.next_seq)
+        wal.append(checkpoint_record(base, config, named))
+        wal.append(ballot_record(r.ballot))
+        wal.append(granted_record(r.granted))
+        wal.append(applied_record(r.applied))
+        for s in range(base + 1, r.top + 1):
+            if s in r.log:
+                e = r.log[s]
+                wal.append(log_record(s, e.bal, e.cmd))
+        disk.sync()
+        self.disk, self.wal = disk, wal
+        self._persisted_ballot, self._persisted_granted = r.ballot, r.granted
+        self._persisted_applied = r.applied
 
     def _on_frame(self, dst: str, src: str, payload: bytes) -> None:
         if self.state != "up":
@@ -314,11 +535,31 @@ class ReplicaNode:
         if isinstance(m, ClientRequest):
             self._on_request(src, m, now)
         elif isinstance(m, ProgressMsg):
+            if self.health is not None and r.role == "leader":
+                self.health.heard(m.src, now)
+                if m.bal == r.ballot:
+                    self.health.persisted(m.src, m.have)
             key = (m.bal, m.have, m.applied)
             stalled = self._last_progress.get(m.src) == key
             self._last_progress[m.src] = key
             if stalled or m.urgent or m.bal < r.ballot:
-                self._step(catch_up(r, m.src, m.bal, m.have, m.applied))
+                start = m.have + 1 if m.bal == r.ballot else m.base + 1
+                if r.role == "leader" and start <= r.base:
+                    # It lacks slots we have truncated: seed it from our checkpoint.
+                    base, config, named = r.checkpoint_state()
+                    seed = SeedMsg(r.ballot, self.name, base, config, named)
+                    self.net.send(self.name, m.src, encode(seed))
+                self._step(catch_up(r, m.src, m.bal, m.have, m.applied, base=m.base))
+        elif isinstance(m, SnapshotReportMsg):
+            r.receive_snapshot_report(m.src)
+        elif isinstance(m, SeedMsg):
+            self._on_seed(m)
+        elif isinstance(m, TruncateMsg):
+            # Only if our log holds the leader's (chosen) entries through the point: a
+            # replica the leader did not count (one joining, or removed) must not drop
+            # slots it lacks, nor take a configuration from stale entries.
+            if m.bal == r.ballot and have(r) >= m.upto:
+                self._safe_point = max(self._safe_point, m.upto)
         elif isinstance(m, LeaderCheckMsg):
             reply = LeaderCheckReplyMsg(m.bal, self.name, self._hears_leader(m.bal))
             self.net.send(self.name, m.src, encode(reply))
@@ -329,14 +570,50 @@ class ReplicaNode:
         else:
             self._on_protocol(m, now)
 
+    def _on_seed(self, m: SeedMsg) -> None:
+        r = self.replica
+        if m.bal < r.ballot or self._pending_syncs:
+            return
+        dropped = r.seed(m.base, m.config, m.named)
+        if dropped < 0:
+            return
+        self._rewrite_wal()
+        self._env("Checkpoint", r.summary(), upto=m.base, truncated=dropped)
+        self._send_progress(urgent=True)
+
+    def install_snapshot(self, snap: Snapshot) -> bool:
+        """A snapshot copy arrived (reference/cluster.py timed it): install it."""
+        if self.state != "up":
+            return False
+        effects = self.replica.install_snapshot(snap)
+        if not effects:
+            return False
+        self._step(effects + self.pump.pump(self.now()))
+        self._send_progress(urgent=True)
+        return True
+
     def _on_protocol(self, m: Message, now: int) -> None:
         r = self.replica
+        health = self.health
+        if health is not None and r.role == "leader" \
+                and isinstance(m, Phase2bMsg | LeaseAckMsg) and m.bal == r.ballot:
+            health.heard(m.src, now)
+            if isinstance(m, Phase2bMsg):
+                health.persisted(m.src, m.slot)
+        was_leader = r.role == "leader"
         self._step(self.pump.receive(m, now))
+        if r.role == "leader" and not was_leader:
+            self.health = Health(now)
+        elif r.role != "leader":
+            self.health = None
         if self.pump.has_gap and now - self._gap_reported_at >= self.nc.tick_us // 2:
             owner = r.ballot_owner()
+            if owner is None and isinstance(m, Phase2aMsg) and not r.is_member():
+                owner = m.src  # a joiner does not know the leader yet: ask the sender
             if owner is not None and owner != self.name:
                 self._gap_reported_at = now
-                report = ProgressMsg(r.ballot, self.name, owner, have(r), r.applied, True)
+                applied = r.applied if r.has_btree else have(r)
+                report = ProgressMsg(r.ballot, self.name, owner, have(r), applied, True, r.base)
                 self.net.send(self.name, owner, encode(report))
         if isinstance(m, Phase2aMsg | CommitMsg | LeaseMsg | Phase1aMsg) and m.bal == r.ballot \
                 and r.role != "leader":
@@ -412,6 +689,8 @@ class ReplicaNode:
         self._count_and_emit(events, self.now(), self.sim.now)
         self.epoch += 1
         self.state = "down"
+        self.health = None
+        self._btree_pending.clear()
         self._pending_syncs = 0
         self._reply_to.clear()
         self._last_progress.clear()
@@ -424,6 +703,21 @@ class ReplicaNode:
             keep = self.rng.randint(1, max(1, first - 1))
         self.disk.truncate(self.disk.synced_len + keep)
         self.disk.sync()
+
+    def kill(self) -> None:
+        """The node is gone for good, its disk with it (no restart; its replica id is
+        never reused: a replacement joins as a new incarnation)."""
+        if self.state == "killed":
+            return
+        self._env("Kill", None)
+        self.epoch += 1
+        self.state = "killed"
+        self.health = None
+        self._pending_syncs = 0
+        self._reply_to.clear()
+        self.net.set_node_up(self.name, False)
+        self.disk = Disk()
+        self.btree = None
 
     def wal_unsynced_record_len(self) -> int:
         start = self.disk.synced_len
@@ -461,22 +755,22 @@ class ReplicaNode:
             self._env("Quarantine", None, reason=self.quarantine_reason)
             return
         try:
-            durable = durable_from_wal([rec.payload for rec in result.records])
+            durable, checkpoint = durable_and_checkpoint([rec.payload for rec in result.records])
         except WalRecordError as exc:
             self.state = "quarantined"
             self.quarantine_reason = str(exc)
             self._env("Quarantine", None, reason=self.quarantine_reason)
             return
-        self.replica = Replica.restore(self.name, self.members, self.config, durable)
+        self.replica = Replica.restore(self.name, self.members, self.config, durable,
+                                       checkpoint=checkpoint, btree=self.btree)
         self.pump = Pump(self.replica)
-        ballot, log, granted, applied = durable
+        ballot, _, granted, applied = durable
         self._persisted_ballot, self._persisted_granted = ballot, granted
         self._persisted_applied = applied
         self.state = "up"
         self.net.set_node_up(self.name, True)
-        digest = log_digest((slot, e.bal, e.cmd.request_id if isinstance(e.cmd, Command) else "",
-                             e.cmd.op if isinstance(e.cmd, Command) else b"")
-                            for slot, e in sorted(log.items()))
+        digest = log_digest((slot, e.bal, *digest_fields(e.cmd))
+                            for slot, e in sorted(self.replica.log.items()))
         self._env("Restart", self.replica.summary(), ballot=ballot, granted=granted,
                   applied=applied, log=self.replica.top, wal=result.kind,
                   truncated=result.truncated_bytes, digest=digest)
@@ -484,4 +778,4 @@ class ReplicaNode:
         self._schedule_tick()
 
 
-__all__ = ["NodeConfig", "ReplicaNode"]
+__all__ = ["ControlPlane", "NodeConfig", "ReplicaNode"]

@@ -44,6 +44,7 @@ class Pump:
         elif isinstance(m, Phase1bMsg):
             r.receive_promise(m)
         elif isinstance(m, Phase2aMsg):
+            r.observe_2a(m)
             effects += self.reorder.accept(r, m)
         elif isinstance(m, Phase2bMsg):
             r.receive_vote(m)
@@ -65,9 +66,11 @@ class Pump:
             if quorum is not None:
                 effects += r.become_leader(r.ballot, quorum, now_us)
         # Re-propose recovered slots with a bounded number uncommitted, so a long log
-        # does not flood followers.
+        # does not flood followers; but always through the last recovered configuration
+        # command, since nothing commits before it is re-proposed.
         while (r.role == "leader" and r.proposed_upto < r.read_barrier
-               and r.proposed_upto - r.committed_upto < self.PIPELINE):
+               and (r.proposed_upto - r.committed_upto < self.PIPELINE
+                    or r.reproposing_config())):
             effects += r.phase2a(r.ballot, r.proposed_upto + 1)
         while step := r.commit(r.ballot, r.committed_upto + 1, now_us):
             effects += step

@@ -27,7 +27,7 @@ class ReorderBuffer:
 
     def accept(self, r: Replica, m: Phase2aMsg) -> list[Effect]:
         """Phase2b on ``m`` and on any held 2a messages it makes acceptable."""
-        if m.slot > 1 and r.entry(m.slot - 1).bal != m.bal and m.bal >= r.ballot:
+        if m.slot > r.base + 1 and r.entry(m.slot - 1).bal != m.bal and m.bal >= r.ballot:
             if len(self.held) < self.LIMIT:
                 self.held[m.slot] = m
             return []

@@ -19,6 +19,45 @@ knowledge gathered by the ``receive_*`` methods (reference/pump.py delivers):
 * ``KnownCommitted``: commit messages received (or sent), as (ballot, slot);
 * ``LeaseGrantors``: lease grants received, per lease request ``start``.
 
+Configuration (specs/Replication.tla): a replica's *view* is the initial
+configuration overridden, per replica id, by the latest configuration command
+(``Change``) naming it among the entries of its log, whatever their ballot; a
+change takes effect when it is appended, committed or not (Raft's single-server
+rule). A leader decides with the same view over its proposals. Quorums are strict
+majorities of the view's members (storage and log replicas both count). The set
+of ids (``initial``, spares included as ``"none"``) is fixed for the group's life;
+ids are never reused, so a replaced node comes back under a new id. Who may
+do what: Phase1a, only a storage replica (own view) with a B-tree; Phase1b and
+LeaseGrant, members (any kind, own view); Phase2b, members, and a non-member
+once the ballot's leader has proposed adding it (spec Joining: a 2a of that
+ballot adding it reached it); Apply, a replica with a B-tree; EventualRead, a
+storage replica with a B-tree. BecomeLeader's quorum must be a minimal quorum of
+every configuration of the recovered log from the end of the prefix the
+candidate knows to be committed (spec ElectionConfigs), and the candidate a
+storage member of the recovered configuration. A membership change needs the
+leader to serve (lease), to have committed an entry of its ballot, to have every
+change it proposed committed and every recovered slot re-proposed; a leader does
+not commit while a recovered change is not yet re-proposed.
+
+Checkpoints and phase 1 over a truncated log: slots 1..``base`` of a replica's
+log may be dropped once they are committed, and applied locally if it keeps a
+B-tree (``checkpoint``); ``base_config`` is the configuration at ``base`` and
+``base_named`` the ids named by a change by then (never to be re-added). A 1b
+reports ``base`` (and that configuration) with the entries above it; every slot
+<= base is committed. A new leader takes N = the highest base reported by its
+quorum (itself included), recovers only the slots above N (the hook ``recover``
+gets the reports aligned at N + 1), never re-proposes slots <= N (its ballot's
+first slot is N + 1: ``proposals_base``), starts from the configuration at N of
+that report, and applies its own entries up to N before it serves reads (reads
+need ``applied >= committed_upto >= N``). Phase 2's no-holes rule starts at the
+base: slot base + 1 needs no predecessor. The node's truncation policy
+(reference/node.py: a point every member of the leader's view, and every replica
+catching up to join, has persisted in the leader's ballot) guarantees that no
+member is ever behind a truncation point, so a leader always holds its own
+entries up to N; a replica without a B-tree that lacks truncated slots (a joiner)
+starts its log at the leader's checkpoint (``seed``) and a storage joiner gets a
+B-tree snapshot (``install_snapshot``) covering at least its base.
+
 Time: handlers take ``now_us``, the replica's local clock. Instead of the spec's
 count-downs (``waitLeft``, a lease message's ``left``) the replica keeps absolute
 local deadlines; ``waitLeft = max(0, wait_until - now)`` and a lease request's
@@ -28,12 +67,14 @@ local deadlines; ``waitLeft = max(0, wait_until - now)`` and a lease request's
 from __future__ import annotations
 
 import functools
+import itertools
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, TypeAlias
 
 from reference.actions import spec_action
 from reference.messages import (
     EMPTY,
+    Change,
     Cmd,
     Command,
     CommitMsg,
@@ -77,14 +118,17 @@ class Send:
 
 @dataclass(frozen=True, slots=True)
 class Broadcast:
-    """Send ``msg`` to every other member (kind other than ``"none"``)."""
+    """Send ``msg`` to every other replica id of the group (members, spares and joiners:
+    a joining replica catches up from the leader's 2a messages)."""
 
     msg: Message
 
 
 @dataclass(frozen=True, slots=True)
 class Persist:
-    """Make durable state ``what`` ("ballot", "log", "granted", "applied") stable.
+    """Make durable state ``what`` ("ballot", "log", "granted", "applied", "btree") stable.
+
+    ``"btree"``: the B-tree as a checkpoint (an installed snapshot).
 
     ``slot`` names the log slot written, for ``what == "log"``.
     """
@@ -168,6 +212,37 @@ class _Volatile:
     known_commits: set[tuple[int, int]] = field(default_factory=set)
     proposal_rids: set[str] = field(default_factory=set)
     """Request ids in ``proposals``: a retried write already proposed is not proposed again."""
+    pbase: int = 0
+    """Leader: ``proposals[i]`` is slot ``pbase + 1 + i`` (pbase: the highest reported base)."""
+    view: dict[str, Kind] = field(default_factory=dict)
+    """Leader: the configuration of its proposals."""
+    base_view: dict[str, Kind] = field(default_factory=dict)
+    """Leader: the configuration at ``pbase``."""
+    view_members: frozenset[str] = frozenset()
+    """Leader: the members (any kind) of ``view``."""
+    config_slots: dict[int, Change] = field(default_factory=dict)
+    """Leader: the slots of its proposals that hold configuration commands."""
+    named: set[str] = field(default_factory=set)
+    """Leader: ids named by a change at or below pbase or in its proposals."""
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """A copy of a storage replica's B-tree: the committed prefix 1..upto applied.
+
+    ``store`` is the engine's encoding (``StorageEngine.snapshot``) and ``results``
+    the at-most-once table (part of the applied state). ``size_bytes`` is what a copy
+    moves (reference/healing.py turns it into simulated copy time).
+    """
+
+    src: str
+    upto: int
+    store: bytes
+    results: tuple[tuple[str, Result], ...]
+
+    @property
+    def size_bytes(self) -> int:
+        return len(self.store) + sum(len(rid) + 64 for rid, _ in self.results)
 
 
 class Recorded(NamedTuple):
@@ -176,6 +251,13 @@ class Recorded(NamedTuple):
     action: str
     args: dict[str, Any]
     post: PostState
+
+
+Config: TypeAlias = dict[str, Kind]
+
+
+def config_pairs(c: Config) -> tuple[tuple[str, Kind], ...]:
+    return tuple(sorted(c.items()))
 
 
 class Replica:
@@ -189,13 +271,13 @@ class Replica:
         *,
         schema: KeySchema = DEFAULT_SCHEMA,
     ) -> None:
+        """``members``: the initial configuration over every id of the group (spares and
+        future joiners as ``"none"``); it fixes ballot ownership for the group's life."""
         if node_id not in members:
             raise ValueError(f"{node_id!r} is not in members")
         self.node_id = node_id
-        self.members: dict[str, Kind] = dict(members)
-        # Membership is fixed for a replica's lifetime (no reconfiguration yet).
-        self._member_ids = sorted(r for r, k in self.members.items() if k != "none")
-        self._member_set = frozenset(self._member_ids)
+        self.initial: Config = dict(members)
+        self._ids = sorted(self.initial)
         self.config = config
         # durable: survives crash()
         self.ballot = 0
@@ -203,14 +285,31 @@ class Replica:
         self.granted = 0
         self.applied = 0
         self.top = 0
-        """Highest slot holding an entry (the log has no holes below it)."""
+        """Highest slot holding an entry (the log has no holes between base and it)."""
+        self.base = 0
+        """Checkpoint point: slots 1..base are committed and truncated from the log."""
+        self.base_config: Config = dict(members)
+        """The configuration at slot ``base``."""
+        self.base_named: frozenset[str] = frozenset()
+        """Ids named by a configuration command at or below ``base``."""
+        self.has_btree = members[node_id] == "storage"
+        """It keeps a B-tree: an initial storage member, or it installed a snapshot."""
         self.store = StorageEngine(schema)
         # Outcome per applied request id: the at-most-once table, part of the applied state.
         self.results: dict[str, Result] = {}
+        self._config_slots: dict[int, Change] = {}
+        self._view: Config = dict(members)
+        self._view_members: frozenset[str] = frozenset(
+            r for r, k in members.items() if k != "none")
         self._v = _Volatile()
         self.now_us = 0
         """The latest local time a handler or the pump was given; a step's post-state
         judges the lease at it."""
+        self.snapshot_holders: set[str] = set()
+        """Replicas known (from their reports) to have installed a B-tree snapshot."""
+        self.joining: set[int] = set()
+        """Ballots whose leader has proposed adding this replica (a 2a of that ballot
+        adding it reached it): spec Joining, under which a non-member accepts."""
         self.events: list[Recorded] = []
 
     # --- views of state, named as in the spec --------------------------------------
@@ -222,6 +321,11 @@ class Replica:
     @property
     def proposals(self) -> list[Cmd]:
         return self._v.proposals
+
+    @property
+    def proposals_base(self) -> int:
+        """``proposals[i]`` is slot ``proposals_base + 1 + i``."""
+        return self._v.pbase
 
     @property
     def read_barrier(self) -> int:
@@ -250,6 +354,39 @@ class Replica:
         """Leader: slot -> replicas whose 2b vote for it (in this ballot) has arrived."""
         return self._v.votes
 
+    @property
+    def members(self) -> Config:
+        """The replica's own view of the configuration (from its log)."""
+        return self._view
+
+    @property
+    def leader_view(self) -> Config:
+        """A leader's view: the configuration of its proposals (others: its own view)."""
+        return self._v.view if self._v.role == "leader" else self._view
+
+    def reproposing_config(self) -> bool:
+        """Leader: a recovered configuration command is not re-proposed yet (it may not
+        commit until it is)."""
+        v = self._v
+        return any(t > v.proposed_upto for t in v.config_slots)
+
+    def leader_config_slots(self) -> list[int]:
+        """Leader: the slots of its proposals holding configuration commands."""
+        return sorted(self._v.config_slots)
+
+    def leader_config_at(self, s: int) -> Config:
+        """Leader: the configuration of its proposals through slot ``s``."""
+        v = self._v
+        cfg = dict(v.base_view)
+        for t in sorted(v.config_slots):
+            if t <= s:
+                cfg[v.config_slots[t].who] = v.config_slots[t].new_kind
+        return cfg
+
+    def kind(self, who: str | None = None) -> Kind:
+        """``who``'s kind (default: this replica) in this replica's own view."""
+        return self._view.get(self.node_id if who is None else who, "none")
+
     def entry(self, s: int) -> Entry:
         return self.log.get(s, EMPTY)
 
@@ -257,38 +394,38 @@ class Replica:
         return max(0, self._v.wait_until - now_us)
 
     def member_ids(self) -> list[str]:
-        return list(self._member_ids)
+        """Members (any kind) of the deciding view: a leader's, else its own."""
+        return sorted(self._quorum_members())
 
     def is_member(self) -> bool:
-        return self.members[self.node_id] != "none"
+        return self.kind() != "none"
+
+    def _quorum_members(self) -> frozenset[str]:
+        v = self._v
+        return v.view_members if v.role == "leader" else self._view_members
 
     def is_quorum(self, group: set[str]) -> bool:
-        return 2 * len(group & self._member_set) > len(self._member_set)
+        members = self._quorum_members()
+        return 2 * len(group & members) > len(members)
 
     def is_minimal_quorum(self, group: set[str]) -> bool:
-        members = set(self.member_ids())
-        return (
-            group <= members
-            and self.is_quorum(group)
-            and all(not self.is_quorum(group - {a}) for a in group)
-        )
+        return is_minimal_quorum_of(self._view, group)
 
     def ballot_owner(self, b: int | None = None) -> str | None:
         """The replica that may lead ballot ``b`` (default: the current one); see next_ballot."""
         b = self.ballot if b is None else b
         if b <= 0:
             return None
-        ids = sorted(self.members)
-        return ids[b % len(ids)]
+        return self._ids[b % len(self._ids)]
 
     def next_ballot(self) -> int:
         """The least ballot above ``ballot`` that belongs to this replica.
 
         The spec takes only ballots no one has started; ballots congruent to this
-        replica's index modulo the number of replicas give that without coordination.
+        replica's index modulo the number of ids (fixed for the group's life) give that
+        without coordination.
         """
-        ids = sorted(self.members)
-        n, i = len(ids), ids.index(self.node_id)
+        n, i = len(self._ids), self._ids.index(self.node_id)
         b = self.ballot + 1
         return b + (i - b) % n
 
@@ -331,9 +468,24 @@ class Replica:
         self.events.append(Recorded(action, args, self.summary()))
 
     def _write_log(self, s: int, e: Entry) -> None:
+        old = self.log.get(s)
         self.log[s] = e
         if s > self.top:
             self.top = s
+        if isinstance(e.cmd, Change):
+            self._config_slots[s] = e.cmd
+            self._recompute_view()
+        elif old is not None and isinstance(old.cmd, Change):
+            del self._config_slots[s]
+            self._recompute_view()
+
+    def _recompute_view(self) -> None:
+        view = dict(self.base_config)
+        for s in sorted(self._config_slots):
+            c = self._config_slots[s]
+            view[c.who] = c.new_kind
+        self._view = view
+        self._view_members = frozenset(r for r, k in view.items() if k != "none")
 
     def _step_down(self) -> None:
         # Spec StepDown: all leadership (and candidacy) knowledge is volatile and
@@ -342,7 +494,11 @@ class Replica:
         self._v = _Volatile(known_commits=self._v.known_commits)
 
     def _own_log(self) -> tuple[Entry, ...]:
-        return tuple(self.entry(s) for s in range(1, self.top + 1))
+        return tuple(self.entry(s) for s in range(self.base + 1, self.top + 1))
+
+    def _report(self) -> _Report:
+        return _Report(self.base, config_pairs(self.base_config), self.base_named,
+                       self._own_log())
 
     def _propose(self, b: int, s: int, c: Cmd) -> list[Effect]:
         # Spec Proposal: persist the entry (the leader's own 2b vote) and send 2a.
@@ -351,10 +507,16 @@ class Replica:
         self._v.votes[s] = {self.node_id}
         return [Persist("log", s), Broadcast(Phase2aMsg(b, s, c, self.node_id))]
 
+    def _next_slot(self) -> int:
+        return self._v.pbase + len(self._v.proposals) + 1
+
     # --- the spec's hooks (specs/Replication.tla), the seams seeded bugs replace --------
 
     def recover(self, reports: list[tuple[Entry, ...]]) -> list[Cmd]:
-        """Spec Recover: per slot, the command accepted in the highest ballot (NoOp if none)."""
+        """Spec Recover: per slot, the command accepted in the highest ballot (NoOp if none).
+
+        The reports are aligned: element 0 of each is the slot after the highest
+        reported checkpoint."""
         top = max(len(rep) for rep in reports)
         recovered: list[Cmd] = []
         for s in range(1, top + 1):
@@ -381,7 +543,7 @@ class Replica:
     def phase1a(self, b: int, now_us: int) -> list[Effect]:
         """Start an election with ballot ``b``, which the caller must own (``next_ballot``)."""
         self.now_us = now_us
-        if self.members[self.node_id] != "storage" or self._v.role == "leader":
+        if self.kind() != "storage" or not self.has_btree or self._v.role == "leader":
             return []
         if b <= self.ballot:
             return []
@@ -397,7 +559,12 @@ class Replica:
             return []
         self.ballot = m.bal
         self._step_down()
-        reply = Phase1bMsg(m.bal, self.node_id, m.src, self._own_log(), self.granted)
+        if self.base:
+            reply = Phase1bMsg(m.bal, self.node_id, m.src, self._own_log(), self.granted,
+                               self.base, config_pairs(self.base_config),
+                               tuple(sorted(self.base_named)))
+        else:
+            reply = Phase1bMsg(m.bal, self.node_id, m.src, self._own_log(), self.granted)
         self._record("Phase1b", a=self.node_id, m=m)
         return [Persist("ballot"), Send(m.src, reply)]
 
@@ -407,37 +574,121 @@ class Replica:
         if v.role == "candidate" and m.bal == self.ballot and m.dst == self.node_id:
             v.promises.setdefault(m.src, m)
 
+    def _reports(self, group: set[str]) -> list[_Report]:
+        v = self._v
+        out = [self._report()]
+        for a in sorted(group - {self.node_id}):
+            p = v.promises[a]
+            cfg = p.base_config if p.base else config_pairs(self.initial)
+            out.append(_Report(p.base, cfg, frozenset(p.base_named), p.log))
+        return out
+
+    def known_prefix(self) -> int:
+        """Spec KnownPrefix: slots 1..k this replica knows to be committed (applied or
+        checkpointed, or a commit message for each of them reached it)."""
+        k = max(self.applied, self.base)
+        slots = {t for _, t in self._v.known_commits}
+        while k + 1 in slots:
+            k += 1
+        return k
+
+    def election(self, group: set[str]) -> _Election | None:
+        """What BecomeLeader would recover from ``group``'s reports, if ``group`` may win.
+
+        Spec ElectionConfigs: ``group`` must be a minimal quorum of every configuration
+        of the recovered log from the end of the prefix this replica knows to be
+        committed on (the committed configuration and the change, if any, recovered
+        after it), and this replica a storage member of the recovered configuration
+        (None otherwise)."""
+        v = self._v
+        if self.node_id not in group or not (group - {self.node_id}) <= v.promises.keys():
+            return None
+        reports = self._reports(group)
+        n = max(rep.base for rep in reports)
+        top = next(rep for rep in reports if rep.base == n)
+        aligned = [rep.log[n - rep.base:] for rep in reports]
+        recovered = self.recover(aligned)
+        k = max(self.known_prefix(), n)
+        cfg, named = dict(top.config), set(top.named)
+        base_cfg = dict(cfg)
+        config_slots: dict[int, Change] = {}
+        configs: list[Config] = []
+        for i, c in enumerate(recovered):
+            slot = n + 1 + i
+            if slot == k + 1:
+                configs.append(dict(cfg))
+            if isinstance(c, Change):
+                cfg[c.who] = c.new_kind
+                named.add(c.who)
+                config_slots[slot] = c
+                if slot > k:
+                    configs.append(dict(cfg))
+        if not configs or n + len(recovered) <= k:
+            configs.append(dict(cfg))
+        if cfg.get(self.node_id) != "storage" or not is_minimal_quorum_of_all(configs, group):
+            return None
+        return _Election(n, recovered, cfg, config_slots, named, base_cfg)
+
     def first_quorum(self) -> set[str] | None:
-        """The first minimal quorum of promises to arrive (self first), if any."""
+        """The first minimal quorum of promises to arrive (self first) that may win.
+
+        The quorum must be one of the configuration recovered from its own reports,
+        which may differ from this replica's view: take the promises in arrival order
+        until they form a quorum of this replica's view; if that group fails, try every
+        subset of the promises (smallest first, earliest arrivals first)."""
         group = {self.node_id}
         for a in self._v.promises:  # dicts keep arrival order
             if self.is_quorum(group):
                 break
-            if self.members.get(a, "none") != "none":
+            if self._view.get(a, "none") != "none":
                 group.add(a)
-        return group if self.is_minimal_quorum(group) else None
+        if self.election(group) is not None:
+            return group
+        v = self._v
+        if not v.promises or not self.has_btree:
+            return None
+        # Without a checkpoint or a configuration command in any report, every group's
+        # recovered configuration is the initial one: the arrival-order group was it.
+        if not self.base and not self._config_slots and not any(
+                p.base or any(isinstance(e.cmd, Change) for e in p.log)
+                for p in v.promises.values()):
+            return None
+        order = list(self._v.promises)
+        for size in range(1, len(order) + 1):
+            for combo in itertools.combinations(order, size):
+                g = {self.node_id, *combo}
+                if self.election(g) is not None:
+                    return g
+        return None
 
     @spec_action
     def become_leader(self, b: int, quorum: set[str], now_us: int) -> list[Effect]:
         self.now_us = now_us
         v = self._v
-        if v.role != "candidate" or self.ballot != b:
+        if v.role != "candidate" or self.ballot != b or not self.has_btree:
             return []
-        if not self.is_minimal_quorum(quorum) or self.node_id not in quorum:
+        won = self.election(quorum)
+        if won is None:
             return []
         others = quorum - {self.node_id}
-        if not others <= v.promises.keys():
-            return []
-        reports = [self._own_log()] + [v.promises[a].log for a in sorted(others)]
-        recovered = self.recover(reports)
         wait_needed = self.granted > 0 or any(v.promises[a].granted > 0 for a in others)
         wait_until = now_us + self.new_leader_wait_us()
         v.role = "leader"
-        v.proposals = recovered
-        v.proposal_rids = {c.request_id for c in recovered if isinstance(c, Command)}
-        v.read_barrier = len(recovered)
+        v.pbase = won.base
+        v.proposals = won.recovered
+        v.proposal_rids = {c.request_id for c in won.recovered if isinstance(c, Command)}
+        v.read_barrier = v.proposed_upto = v.committed_upto = won.base
+        v.read_barrier += len(won.recovered)
+        v.view, v.config_slots, v.named = won.config, won.config_slots, won.named
+        v.base_view = won.base_config
+        v.view_members = frozenset(m for m, k in won.config.items() if k != "none")
         v.wait_until = wait_until if wait_needed else now_us
         v.promises = {}
+        # Slots up to the highest reported checkpoint are committed: apply our own
+        # entries of them (the truncation policy keeps them in every member's log).
+        for s in range(max(self.applied, self.base) + 1, won.base + 1):
+            if s in self.log:
+                v.known_commits.add((self.log[s].bal, s))
         self._record("BecomeLeader", r=self.node_id, b=b, Q=frozenset(quorum))
         # LeaseRenew is first enabled once a lease of LeaseDur would outlast the wait.
         first_renew = max(now_us, v.wait_until - self.config.lease_dur_us + 1)
@@ -454,7 +705,7 @@ class Replica:
             return [Reply(cmd.request_id, NotLeader())]
         if not self.can_serve(now_us):
             return [Reply(cmd.request_id, LeaseNotHeld())]
-        if v.proposed_upto < len(v.proposals):
+        if v.proposed_upto < v.pbase + len(v.proposals):
             # Spec: every earlier slot of the ballot must be proposed first.
             return [Reply(cmd.request_id, NotReady())]
         done = self.results.get(cmd.request_id)
@@ -462,30 +713,127 @@ class Replica:
             return [Reply(cmd.request_id, done)]  # a retry of a write already applied
         if cmd.request_id in v.proposal_rids:
             return []  # in flight; its reply comes when it is applied
-        b, s = self.ballot, len(v.proposals) + 1
+        b, s = self.ballot, self._next_slot()
         v.proposals.append(cmd)
         v.proposal_rids.add(cmd.request_id)
         effects = self._propose(b, s, cmd)
         self._record("ClientWrite", r=self.node_id, c=cmd, s=s)
         return effects
 
+    # --- membership change (one member at a time) -------------------------------------
+
+    def may_change(self, now_us: int) -> bool:
+        """The guards every membership change shares: r leads and may serve, has
+        committed an entry of its own ballot (Ongaro's 2015 fix), every configuration
+        command it proposed is committed (one change in flight), and every recovered
+        slot is re-proposed."""
+        v = self._v
+        return (v.role == "leader" and self.can_serve(now_us)
+                and v.committed_upto > v.pbase
+                and all(s <= v.committed_upto for s in v.config_slots)
+                and v.proposed_upto == v.pbase + len(v.proposals)
+                and v.proposed_upto >= v.read_barrier)
+
+    def change_valid(self, c: Change) -> bool:
+        """``c`` is valid in the leader's view (see the handlers)."""
+        view = self._v.view
+        kind = view.get(c.who, "none")
+        if c.op == "add":
+            fresh = c.who not in self._v.named and self.initial.get(c.who, "none") == "none"
+            return (kind == "none" and fresh
+                    and (c.kind == "log" or c.who in self.snapshot_holders))
+        if c.op == "remove":
+            return kind != "none" and c.who != self.node_id
+        return kind == "log" and c.who in self.snapshot_holders
+
+    def _change(self, c: Change, op: str, now_us: int) -> list[Effect]:
+        self.now_us = now_us
+        v = self._v
+        if c.op != op or not self.may_change(now_us) or not self.change_valid(c):
+            return []
+        b, s = self.ballot, self._next_slot()
+        v.proposals.append(c)
+        v.view[c.who] = c.new_kind
+        v.view_members = frozenset(m for m, k in v.view.items() if k != "none")
+        v.config_slots[s] = c
+        v.named.add(c.who)
+        effects = self._propose(b, s, c)
+        self._record(ACTION_OF_OP[op], r=self.node_id, c=c, s=s)
+        return effects
+
+    @spec_action
+    def add_member(self, c: Change, now_us: int) -> list[Effect]:
+        """Append ``add c.who as c.kind``: c.who is a fresh incarnation, not a member; a
+        storage joiner must already have installed a B-tree snapshot."""
+        return self._change(c, "add", now_us)
+
+    @spec_action
+    def remove_member(self, c: Change, now_us: int) -> list[Effect]:
+        """Append ``remove c.who``: a member other than the leader itself."""
+        return self._change(c, "remove", now_us)
+
+    @spec_action
+    def promote_member(self, c: Change, now_us: int) -> list[Effect]:
+        """Append ``promote c.who``: a log replica that has installed a B-tree snapshot."""
+        return self._change(c, "promote", now_us)
+
+    def receive_snapshot_report(self, src: str) -> None:
+        """Learn that ``src`` has installed a B-tree snapshot (its own report)."""
+        self.snapshot_holders.add(src)
+
+    @spec_action
+    def install_snapshot(self, snap: Snapshot) -> list[Effect]:
+        """This replica, which has no B-tree, installs a copy of ``snap.src``'s B-tree
+        (slots 1..upto); it then applies later committed slots from its own log, so the
+        snapshot must reach at least its checkpoint point."""
+        if self.has_btree or snap.src == self.node_id or snap.upto < self.base:
+            return []
+        self.store = StorageEngine.from_snapshot(snap.store)
+        self.results = dict(snap.results)
+        self.applied = snap.upto
+        self.has_btree = True
+        self._v.known_commits = {(b, t) for b, t in self._v.known_commits if t > snap.upto}
+        self._record("InstallSnapshot", x=self.node_id, src=snap.src, upto=snap.upto)
+        return [Persist("btree"), Persist("applied")]
+
+    def take_snapshot(self) -> Snapshot | None:
+        """A copy of this replica's B-tree (None without one)."""
+        if not self.has_btree:
+            return None
+        return Snapshot(self.node_id, self.applied, self.store.snapshot(),
+                        tuple(sorted(self.results.items())))
+
     @spec_action
     def phase2a(self, b: int, s: int) -> list[Effect]:
         v = self._v
         if v.role != "leader" or self.ballot != b:
             return []
-        if not 1 <= s <= v.read_barrier or v.proposed_upto != s - 1:
+        if not v.pbase < s <= v.read_barrier or v.proposed_upto != s - 1:
             return []
-        effects = self._propose(b, s, v.proposals[s - 1])
-        self._record("Phase2a", r=self.node_id, b=b, s=s, c=v.proposals[s - 1])
+        c = v.proposals[s - v.pbase - 1]
+        effects = self._propose(b, s, c)
+        self._record("Phase2a", r=self.node_id, b=b, s=s, c=c)
         return effects
+
+    def observe_2a(self, m: Phase2aMsg) -> None:
+        """Learn from a 2a message (spec: it is in ``msgs``) that its ballot's leader
+        proposed adding this replica; no state of the spec changes."""
+        c = m.cmd
+        if isinstance(c, Change) and c.op == "add" and c.who == self.node_id:
+            self.joining.add(m.bal)
 
     @spec_action
     def phase2b(self, m: Phase2aMsg) -> list[Effect]:
-        if m.src == self.node_id or not self.is_member() or m.bal < self.ballot or m.slot < 1:
+        """A member accepts; so does a non-member once the ballot's leader has proposed
+        adding it (spec Joining): that is how a joining replica catches up."""
+        self.observe_2a(m)
+        if m.src == self.node_id or m.bal < self.ballot or m.slot <= self.base:
             return []
-        # The WAL has no holes: slot s of ballot b only after slot s-1 of ballot b.
-        if m.slot > 1 and self.entry(m.slot - 1).bal != m.bal:
+        if not self.is_member() and m.bal not in self.joining:
+            return []
+        # The WAL has no holes: slot s of ballot b only after slot s-1 of ballot b (or
+        # right after the checkpoint).
+        if m.slot > self.base + 1 and self.entry(m.slot - 1).bal != m.bal:
             return []
         if m.bal > self.ballot:
             self._step_down()
@@ -510,6 +858,8 @@ class Replica:
             return []
         if self.entry(s).bal != b or v.committed_upto != s - 1:
             return []
+        if self.reproposing_config():
+            return []  # a recovered configuration command is not yet re-proposed
         if not self.commit_quorum(v.votes.get(s, {self.node_id})):
             return []
         v.committed_upto = s
@@ -525,7 +875,7 @@ class Replica:
     @spec_action
     def apply(self) -> list[Effect]:
         v = self._v
-        if self.members[self.node_id] != "storage":
+        if not self.has_btree:
             return []
         s = self.applied + 1
         e = self.entry(s)
@@ -613,7 +963,7 @@ class Replica:
                       now_us: int | None = None) -> list[Effect]:
         if now_us is not None:
             self.now_us = now_us
-        if self.members[self.node_id] != "storage":
+        if self.kind() != "storage" or not self.has_btree:
             return [Reply(request_id, NotStorage())]
         item = self.store.get(key)
         self._record("EventualRead", r=self.node_id, k=key)
@@ -623,10 +973,61 @@ class Replica:
     def crash(self) -> list[Effect]:
         """Lose volatile state; ballot, log, granted and the applied B-tree survive."""
         self._v = _Volatile()
+        self.snapshot_holders = set()
+        self.joining = set()
         # The spec has no Crash for a non-member (it has no protocol state to lose).
         if self.is_member():
             self._record("Crash", r=self.node_id)
         return []
+
+    # --- checkpoints (not spec actions: the node traces a Checkpoint env event) --------
+
+    def checkpoint(self, upto: int) -> int:
+        """Truncate the log through slot ``upto`` (committed, and applied here if this
+        replica keeps a B-tree); returns how many entries were dropped (0: refused).
+
+        The caller (reference/node.py) only passes a point every member of the
+        leader's view has persisted, so that no member ever needs a truncated slot."""
+        if upto <= self.base or (self.has_btree and upto > self.applied):
+            return 0
+        if any(s not in self.log for s in range(self.base + 1, upto + 1)):
+            return 0  # it lacks slots it would claim to have checkpointed
+        cfg = dict(self.base_config)
+        named = set(self.base_named)
+        for s in sorted(t for t in self._config_slots if t <= upto):
+            c = self._config_slots.pop(s)
+            cfg[c.who] = c.new_kind
+            named.add(c.who)
+        dropped = [s for s in self.log if s <= upto]
+        for s in dropped:
+            del self.log[s]
+        self.base, self.base_config, self.base_named = upto, cfg, frozenset(named)
+        self.top = max(self.top, upto)
+        self._recompute_view()
+        self._v.known_commits = {(b, t) for b, t in self._v.known_commits if t > upto}
+        return len(dropped)
+
+    def seed(self, base: int, config: tuple[tuple[str, Kind], ...],
+             named: tuple[str, ...]) -> int:
+        """Start the log after ``base`` on the leader's word that slots 1..base are
+        committed, with ``config`` the configuration there (a joining replica that
+        lacks slots the leader has truncated). Refused if it would skip slots this
+        replica's B-tree has not applied. Returns entries dropped, or -1 if refused."""
+        if base <= self.base or (self.has_btree and base > self.applied):
+            return -1
+        for t in [t for t in self._config_slots if t <= base]:
+            del self._config_slots[t]
+        dropped = [t for t in self.log if t <= base]
+        for t in dropped:
+            del self.log[t]
+        self.base, self.base_config, self.base_named = base, dict(config), frozenset(named)
+        self.top = max(self.top, base)
+        self._recompute_view()
+        self._v.known_commits = {(b, t) for b, t in self._v.known_commits if t > base}
+        return len(dropped)
+
+    def checkpoint_state(self) -> tuple[int, tuple[tuple[str, Kind], ...], tuple[str, ...]]:
+        return self.base, config_pairs(self.base_config), tuple(sorted(self.base_named))
 
     @classmethod
     def restore(
@@ -637,28 +1038,88 @@ class Replica:
         durable: tuple[int, dict[int, Entry], int, int],
         *,
         schema: KeySchema = DEFAULT_SCHEMA,
+        checkpoint: tuple[int, tuple[tuple[str, Kind], ...], tuple[str, ...]] | None = None,
+        btree: Snapshot | None = None,
     ) -> Replica:
         """A restarted replica from its recovered durable state.
 
-        The B-tree is rebuilt by re-applying slots 1..applied, which gives exactly the
-        state the spec keeps durable (``applied``): apply is deterministic.
+        The B-tree is rebuilt from its checkpoint ``btree`` (if any; slots 1..upto) by
+        re-applying the later slots up to ``applied``, which gives exactly the state the
+        spec keeps durable (``applied``): apply is deterministic. ``checkpoint`` is
+        where a truncated WAL starts (base, configuration at base, ids named by then).
         """
         ballot, log, granted, applied = durable
         r = cls(node_id, members, config, schema=schema)
         r.ballot, r.granted = ballot, granted
-        for s, e in log.items():
-            r._write_log(s, e)
-        for s in range(1, applied + 1):
-            cmd = r.entry(s).cmd
-            if isinstance(cmd, Command) and cmd.request_id not in r.results:
-                r.results[cmd.request_id] = r._apply_op(cmd.op)
-        r.applied = applied
+        if checkpoint is not None and checkpoint[0] > 0:
+            r.base, r.base_config = checkpoint[0], dict(checkpoint[1])
+            r.base_named = frozenset(checkpoint[2])
+            r.top = r.base
+        for s, e in sorted(log.items()):
+            if s > r.base:
+                r._write_log(s, e)
+        r._recompute_view()
+        start = 1
+        if btree is not None:
+            r.store = StorageEngine.from_snapshot(btree.store)
+            r.results = dict(btree.results)
+            r.has_btree = True
+            start = btree.upto + 1
+            applied = max(applied, btree.upto)
+        if r.has_btree:
+            for s in range(start, applied + 1):
+                cmd = r.entry(s).cmd
+                if isinstance(cmd, Command) and cmd.request_id not in r.results:
+                    r.results[cmd.request_id] = r._apply_op(cmd.op)
+            r.applied = applied
         return r
 
     # --- durable state ------------------------------------------------------------------
 
     def durable_state(self) -> tuple[int, dict[int, Entry], int, int]:
         return self.ballot, dict(self.log), self.granted, self.applied
+
+
+class _Report(NamedTuple):
+    """One phase-1 report: checkpoint point, configuration and named ids there, log above."""
+
+    base: int
+    config: tuple[tuple[str, Kind], ...]
+    named: frozenset[str]
+    log: tuple[Entry, ...]
+
+
+class _Election(NamedTuple):
+    base: int
+    recovered: list[Cmd]
+    config: Config
+    config_slots: dict[int, Change]
+    named: set[str]
+    base_config: Config
+
+
+def is_minimal_quorum_of(config: Config, group: set[str]) -> bool:
+    """``group`` is a minimal quorum (strict majority, no member to spare) of ``config``."""
+    members = {r for r, k in config.items() if k != "none"}
+    if not group <= members:
+        return False
+    n = len(members)
+    return 2 * len(group) > n and 2 * (len(group) - 1) <= n
+
+
+def is_quorum_of(config: Config, group: set[str]) -> bool:
+    """Spec IsQuorumOf: a strict majority of ``config``'s members (any kind)."""
+    members = {r for r, k in config.items() if k != "none"}
+    return 2 * len(group & members) > len(members)
+
+
+def is_minimal_quorum_of_all(configs: list[Config], group: set[str]) -> bool:
+    """A quorum of every one of ``configs``, none of whose elements it could spare."""
+    return (all(is_quorum_of(c, group) for c in configs)
+            and all(not all(is_quorum_of(c, group - {a}) for c in configs) for a in group))
+
+
+ACTION_OF_OP = {"add": "AddMember", "remove": "RemoveMember", "promote": "PromoteMember"}
 
 
 __all__ = [
@@ -671,5 +1132,10 @@ __all__ = [
     "Reply",
     "Send",
     "SetTimer",
+    "Snapshot",
+    "config_pairs",
     "decode_write",
+    "is_minimal_quorum_of",
+    "is_minimal_quorum_of_all",
+    "is_quorum_of",
 ]

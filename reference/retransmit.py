@@ -14,17 +14,18 @@ from reference.replica import Broadcast, Effect, Replica, Send
 
 
 def have(r: Replica) -> int:
-    """Highest slot of ``r``'s log holding an entry of its current ballot (0 if none).
+    """Highest slot of ``r``'s log holding an entry of its current ballot (its
+    checkpoint point ``base`` if none: slots up to it are committed).
 
     By the no-holes rule of phase2b every lower slot holds one too, so this is how
     far ``r``'s log agrees with the ballot's leader.
     """
     b = r.ballot
-    for s in range(r.top, 0, -1):
+    for s in range(r.top, r.base, -1):
         e = r.log.get(s)
         if e is not None and e.bal == b:
             return s
-    return 0
+    return r.base
 
 
 def resend_uncommitted(r: Replica, now_us: int, window: int = 64) -> list[Effect]:
@@ -43,19 +44,23 @@ def resend_uncommitted(r: Replica, now_us: int, window: int = 64) -> list[Effect
 
 
 def catch_up(r: Replica, src: str, bal: int, have: int, applied: int,
-             window: int = 256) -> list[Effect]:
+             window: int = 256, base: int = 0) -> list[Effect]:
     """Leader: re-send the 2a and commit messages a lagging follower lacks.
 
-    ``have``/``applied`` are the follower's report. A follower in an older ballot
-    shares no entry of ours, so it gets the ballot's 2a messages from slot 1.
+    ``have``/``applied``/``base`` are the follower's report. A follower in an older
+    ballot shares no entry of ours above its checkpoint ``base``, so it gets the
+    ballot's 2a messages from there. Slots the leader has truncated are never re-sent:
+    the node seeds such a follower instead (reference/node.py, ``SeedMsg``).
     """
     if r.role != "leader" or src == r.node_id or bal > r.ballot:
         return []
     b = r.ballot
-    start = have + 1 if bal == b else 1
+    start = have + 1 if bal == b else base + 1
+    start = max(start, r.base + 1)
     effects: list[Effect] = [
         Send(src, Phase2aMsg(b, s, r.log[s].cmd, r.node_id))
         for s in range(start, min(r.proposed_upto, start + window - 1) + 1)
+        if s in r.log
     ]
     effects += [
         Send(src, CommitMsg(b, s, r.node_id))

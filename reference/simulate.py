@@ -24,16 +24,23 @@ import orjson
 
 from reference.cluster import SimConfig, World
 from reference.replica import ReplicaConfig
-from reference.summary import summarize
+from reference.summary import healing_lines, summarize
 from reference.trace import FORMAT_VERSION
 
 
 def config_to_json(cfg: SimConfig) -> dict[str, Any]:
     """The configuration as asked for, plus ``replica_config``: the lease timing the
     replicas actually ran with (after the fault schedule's adjustments), which the
-    checkers read instead of re-deriving it."""
+    checkers read instead of re-deriving it, and ``members``: every replica id of the
+    group as it started, ``{"id", "node", "incarnation", "kind"}`` (kind ``"storage"``,
+    ``"log"`` or ``"none"`` for a spare; the simulator runs one replica per node and
+    never reuses a node, so ``node`` equals ``id`` and ``incarnation`` is 1)."""
+    eff = cfg.effective()
+    members = [{"id": r, "node": r, "incarnation": 1, "kind": k}
+               for r, k in eff.initial_members().items()]
     return {"format": FORMAT_VERSION, **dataclasses.asdict(cfg),
-            "replica_config": dataclasses.asdict(cfg.effective().replica_config())}
+            "replica_config": dataclasses.asdict(eff.replica_config()),
+            "members": members}
 
 
 @dataclasses.dataclass(slots=True)
@@ -60,8 +67,7 @@ def run_simulation(cfg: SimConfig, out_dir: Path | None,
         if out_dir is not None:
             out_dir.mkdir(parents=True, exist_ok=True)
             sinks = {}
-            for i in range(1, cfg.replicas + 1):
-                name = f"r{i}"
+            for name in cfg.effective().ids():
                 sinks[name] = stack.enter_context(
                     (out_dir / f"trace-{name}.jsonl").open("wb", buffering=1 << 20))
         started = time.perf_counter()
@@ -86,6 +92,12 @@ def run_simulation(cfg: SimConfig, out_dir: Path | None,
                     "dropped": dict(sorted(world.net.stats.dropped.items()))},
         "events": world.sim.events_run,
     }
+    healing = world.healing()
+    if healing is not None:
+        extra["healing"] = healing
+        heal = world.config.node.heal
+        if heal.compare:
+            extra["healing_compare"] = compare_healing(cfg, not heal.log_replicas)
     summary = summarize(world.history, duration_us=cfg.duration_us,
                         leader_changes=leader_changes, audit=report,
                         interval_us=availability_interval_us, extra=extra)
@@ -99,6 +111,16 @@ def run_simulation(cfg: SimConfig, out_dir: Path | None,
         (out_dir / "summary.json").write_bytes(
             orjson.dumps(summary, option=orjson.OPT_INDENT_2 | opt))
     return SimulationResult(world, summary, wall)
+
+
+def compare_healing(cfg: SimConfig, log_replicas: bool) -> dict[str, Any] | None:
+    """The same run (same seed, no output) with the other healing mode: its timeline."""
+    eff = cfg.effective()
+    heal = dataclasses.replace(eff.node.heal, log_replicas=log_replicas, compare=False)
+    other = dataclasses.replace(cfg, node=dataclasses.replace(cfg.node, heal=heal))
+    world = World(other)
+    world.run()
+    return world.healing()
 
 
 def render_summary(s: dict[str, Any], wall_seconds: float) -> list[str]:
@@ -120,6 +142,7 @@ def render_summary(s: dict[str, Any], wall_seconds: float) -> list[str]:
         f"faults injected: {s['faults_injected'] or 'none'}"
         + (f"   quarantined: {s['quarantined']}" if s["quarantined"] else ""),
     ]
+    lines += healing_lines(s)
     audit = s.get("audit")
     if audit is not None:
         verdict = "ok" if audit["ok"] else "VIOLATION"

@@ -9,6 +9,12 @@ and fails on ``timeout`` or ``invalid``. It counts in the interval it completed 
 
 An unavailable period is a stretch of at least ``unavailable_min_us`` in which no
 request succeeded although requests were outstanding.
+
+Healing (``--faults heal``): ``healing`` is the run's healing timeline
+(``World.healing``: seconds from the kill to a full-strength group, and to an
+all-storage one, the copy bandwidth and every snapshot copy and committed
+configuration), and ``healing_compare`` the same seed run with the other healing
+mode (log replicas vs storage-only), so the summary shows both healing times.
 """
 
 from __future__ import annotations
@@ -119,3 +125,18 @@ def summarize(history: Sequence[HistoryRecord], *, duration_us: int,
     if extra:
         out.update(extra)
     return out
+
+
+def healing_lines(s: dict[str, Any]) -> list[str]:
+    """The printed lines for a summary's healing timelines (none without a kill)."""
+    lines = []
+    for key in ("healing", "healing_compare"):
+        h = s.get(key)
+        if h:
+            lines.append(
+                f"healing ({h['mode']}): {h['killed']} killed at {h['killed_at_s']:g}s; full "
+                f"strength after {h['full_strength_s']}s, all storage after "
+                f"{h['all_storage_s']}s (copy bandwidth {h['copy_bandwidth_bps']} B/s"
+                + "".join(f", copy {c['bytes']} B in {c['seconds']:g}s" for c in h["copies"])
+                + ")")
+    return lines

@@ -18,7 +18,9 @@ import msgspec
 import orjson
 
 from reference.actions import ACTIONS, MESSAGES
-from reference.messages import Command
+from reference.codec import change_bytes
+from reference.messages import Change, Command
+from reference.messages import Cmd as LogCmd
 from reference.storage import key_to_json
 from reference.trace_events import (
     ARGS_TYPES,
@@ -28,13 +30,22 @@ from reference.trace_events import (
     Cmd,
     PostState,
 )
+from reference.trace_events import (
+    Change as ChangeArg,
+)
 
 Listener = Callable[[Any], None]
+
+
+def _change(c: Change) -> ChangeArg:
+    return ChangeArg(c.op, c.who, c.kind)
 
 
 def _cmd(c: Any) -> Cmd | None:
     if isinstance(c, Command):
         return Cmd(c.request_id, msgspec.Raw(c.op))
+    if isinstance(c, Change):
+        return Cmd(c.request_id, change=_change(c))
     return None
 
 
@@ -61,6 +72,7 @@ _CONVERT: dict[str, Callable[[Any], Any]] = {
     "quorum": lambda q: tuple(sorted(q)),
     "cmd": _cmd,
     "write": _cmd,
+    "change": _change,
     "key": _key,
 }
 
@@ -122,12 +134,24 @@ class TraceWriter:
             self.listener(event)
 
 
+def digest_fields(c: LogCmd) -> tuple[str, bytes]:
+    """A command's (request id, op bytes) as ``log_digest`` takes them: ``("", b"")`` for
+    NoOp; for a configuration change its rid and its canonical JSON ``{"kind"?, "op",
+    "who"}`` (sorted keys)."""
+    if isinstance(c, Command):
+        return c.request_id, c.op
+    if isinstance(c, Change):
+        return c.request_id, change_bytes(c)
+    return "", b""
+
+
 def log_digest(entries: Iterable[tuple[int, int, str, bytes]]) -> str:
     """CRC32C (hex) of a log as (slot, ballot, request id, op bytes) in slot order.
 
     A restarted replica reports the digest of the log it recovered; a checker that
     followed its steps computes the same from what the steps wrote (``""`` and ``b""``
-    for NoOp), so silently corrupted entries show up at the restart.
+    for NoOp; ``digest_fields`` for a change), so silently corrupted entries show up
+    at the restart.
     """
     crc = 0
     for s, b, rid, op in entries:
@@ -135,4 +159,5 @@ def log_digest(entries: Iterable[tuple[int, int, str, bytes]]) -> str:
     return f"{crc:08x}"
 
 
-__all__ = ["FORMAT_VERSION", "Listener", "TraceWriter", "log_digest", "make_args"]
+__all__ = ["FORMAT_VERSION", "Listener", "TraceWriter", "digest_fields", "log_digest",
+           "make_args"]

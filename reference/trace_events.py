@@ -6,7 +6,7 @@ actions and unknown format versions are refused by the decoder. The field order
 the writer uses, and the JSON Schema committed in traces/, come from the same
 structs (``python -m reference.trace_events`` rewrites the schema).
 
-Format version 2 (traces/FORMAT.md):
+Format version 3 (traces/FORMAT.md):
 ``{"action", "v", "node", "replica", "seq", "clock", "real", "kind", "args", "post"}``.
 """
 
@@ -21,18 +21,36 @@ import msgspec
 
 from reference.actions import MESSAGES, TRACED, Action, ParamType
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 
 Role = Literal["follower", "candidate", "leader"]
 NonNeg = Annotated[int, msgspec.Meta(ge=0)]
 Positive = Annotated[int, msgspec.Meta(ge=1)]
 
 
-class Cmd(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """A logged client command: its request id and its canonical op, verbatim."""
+class Change(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defaults=True):
+    """A membership change: ``{"op", "who", "kind"?}``, ``kind`` for ``add`` only."""
+
+    op: Literal["add", "remove", "promote"]
+    who: Annotated[str, msgspec.Meta(min_length=1)]
+    kind: Literal["storage", "log"] | None = None
+
+    def __post_init__(self) -> None:
+        if (self.op == "add") != (self.kind is not None):
+            raise msgspec.ValidationError("a change has `kind` if and only if op is 'add'")
+
+
+class Cmd(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defaults=True):
+    """A logged command: a client write (its request id and canonical op, verbatim) or a
+    configuration change (``{"rid", "change"}``, ``rid`` = ``"<op>-<who>"``)."""
 
     rid: str
-    op: msgspec.Raw
+    op: msgspec.Raw | msgspec.UnsetType = msgspec.UNSET
+    change: Change | msgspec.UnsetType = msgspec.UNSET
+
+    def __post_init__(self) -> None:
+        if (self.op is msgspec.UNSET) == (self.change is msgspec.UNSET):
+            raise msgspec.ValidationError("a command has exactly one of `op` and `change`")
 
 
 class PostState(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -67,6 +85,7 @@ _SCALARS: dict[str, Any] = {
     "quorum": tuple[Annotated[str, msgspec.Meta(min_length=1)], ...],
     "cmd": Union[Cmd, None],  # noqa: UP007 (a runtime type object for msgspec)
     "write": Cmd,
+    "change": Change,
     "key": msgspec.Raw,
     "wal": Literal["clean", "torn"],
     "digest": Annotated[str, msgspec.Meta(pattern="^[0-9a-f]{8}$")],
@@ -87,7 +106,7 @@ def _args_struct(a: Action) -> type[msgspec.Struct]:
 
 def _event_struct(a: Action, args: type[msgspec.Struct]) -> type[msgspec.Struct]:
     fields: list[tuple[str, Any] | tuple[str, Any, Any]] = [
-        ("v", Literal[2]),
+        ("v", Literal[FORMAT_VERSION]),
         ("node", Annotated[str, msgspec.Meta(min_length=1)]),
         ("replica", Annotated[str, msgspec.Meta(min_length=1)]),
         ("seq", Positive),
@@ -132,6 +151,11 @@ def _with_item_schemas(body: dict[str, Any]) -> dict[str, Any]:
         text = json.dumps(v).replace('"#/$defs/', '"#/$defs/history.')
         out["$defs"][f"history.{k}"] = json.loads(text)
     out["$defs"]["Cmd"]["properties"]["op"] = {"$ref": "#/$defs/history.op"}
+    # Exactly one of a write's op and a configuration change (Cmd.__post_init__).
+    out["$defs"]["Cmd"]["oneOf"] = [{"required": ["op"]}, {"required": ["change"]}]
+    out["$defs"]["Change"]["if"] = {"properties": {"op": {"const": "add"}}}
+    out["$defs"]["Change"]["then"] = {"required": ["kind"]}
+    out["$defs"]["Change"]["else"] = {"not": {"required": ["kind"]}}
     for a in TRACED:
         for p in a.params:
             if p.type == "key":
@@ -172,6 +196,7 @@ __all__ = [
     "EVENT_TYPES",
     "FORMAT_VERSION",
     "MESSAGE_TYPES",
+    "Change",
     "Cmd",
     "PostState",
     "TraceEvent",

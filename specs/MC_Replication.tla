@@ -28,7 +28,7 @@ Symmetry == Permutations(MCReplicas)
 (***************************************************************************)
 
 \* EarlyAck: the leader commits and acknowledges once it alone persisted.
-AckWithoutQuorum(S) == S # {}
+AckWithoutQuorum(C, S) == S # {}
 
 \* ApplyUncommitted: a replica applies whatever its log holds.
 AppliesAnything(r, s) == TRUE
@@ -49,6 +49,25 @@ NoWait == 0
 
 \* (NoPersist, continued) lease grants are forgotten too.
 LostGranted(r) == 0
+
+\* RecoverLowestBallot: a new leader recovers each slot's value from the
+\* LOWEST ballot that any voter accepted there, instead of the highest.  With
+\* two ballots it behaves exactly like the correct spec (a new leader's own
+\* ballot is the only higher one); it takes three to go wrong.
+RecoverLowest(r, b, Q) ==
+    LET rep  == Reports(r, b, Q)
+        used == {s \in Slots : \E l \in rep : l[s].bal > 0}
+        top  == IF used = {} THEN 0 ELSE Max(used)
+        worst(s) == CHOOSE e \in {l[s] : l \in {l \in rep : l[s].bal > 0}} :
+                        \A l \in rep : l[s].bal > 0 => e.bal <= l[s].bal
+    IN [s \in 1..top |-> IF \E l \in rep : l[s].bal > 0 THEN worst(s).cmd ELSE NoOp]
+
+(***************************************************************************)
+(* Three ballots without crashes: competing leaders are deposed by higher *)
+(* ballots rather than by crashing, which keeps a three-ballot search      *)
+(* small enough for the standard set.                                     *)
+(***************************************************************************)
+NoCrashSpec == Init /\ [][ProtocolNext \/ Tick]_vars
 
 
 (***************************************************************************)

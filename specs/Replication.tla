@@ -20,10 +20,13 @@
 (*                                                                         *)
 (* Design choices the paper leaves open are marked "CHOICE:" below.        *)
 (*                                                                         *)
+(* Membership is carried in the log: configuration commands add a member *)
+(* (a storage replica or a log replica: paper section 3's acceptor that   *)
+(* keeps the write-ahead log but no B-tree), promote a log replica that    *)
+(* installed a B-tree snapshot, or remove a member, one member at a time. *)
+(* Each replica sees the configuration its own log implies.               *)
+(*                                                                         *)
 (* Extension points, so the next steps add actions rather than rewrite:   *)
-(*  - config maps every replica to a member kind; quorums range over all  *)
-(*    members, so log replicas (acceptors without a B-tree) and membership *)
-(*    change add actions that change config;                              *)
 (*  - downLinks holds directed pairs; every receive checks LinkUp, so gray *)
 (*    failures and peer-confirmed failure detection add actions that      *)
 (*    change downLinks and guard Phase1a;                                 *)
@@ -33,7 +36,7 @@
 EXTENDS Naturals, Integers, Sequences, FiniteSets, TLC
 
 CONSTANTS
-    Replicas,       \* replica identities (model values)
+    Replicas,       \* replica incarnations (model values); see "Incarnations"
     InitConfig,     \* [Replicas -> Kinds]: initial membership and member kinds
     MaxBallot,      \* ballots are 1..MaxBallot
     MaxSlot,        \* log slots are 1..MaxSlot
@@ -44,29 +47,42 @@ CONSTANTS
     MaxDrift        \* width of the window around real time clocks stay in
 
 (***************************************************************************)
-(* CHOICE: membership is a variable mapping every replica to its kind.     *)
-(* Only "storage" replicas exist in this spec's models, but quorums are     *)
-(* computed over all members of any kind, so log replicas (acceptors that  *)
-(* keep no B-tree, paper section 3) and membership change extend this spec  *)
-(* by adding actions, not by rewriting it.  "none" marks a non-member.     *)
+(* A configuration maps every replica to its kind: "storage" (write-ahead *)
+(* log and B-tree: may lead, applies, serves reads), "log" (write-ahead   *)
+(* log only: votes in phase 1 and phase 2 and grants leases, but never     *)
+(* leads, applies or serves) or "none" (not a member).                    *)
 (***************************************************************************)
 Kinds == {"storage", "log", "none"}
 
 Ballots == 1..MaxBallot
 Slots   == 1..MaxSlot
-Cmds    == 1..Len(Ops)        \* client writes
 NoOp    == 0                  \* fills log holes found by recovery
 Absent  == -1                 \* the value of a key that holds no item
+
+(***************************************************************************)
+(* Commands.  A command is an index into Ops.  Ops holds client writes     *)
+(* (put, delete, cput) and membership changes:                            *)
+(*   [op |-> "add", who |-> x, kind |-> "storage" or "log"]               *)
+(*   [op |-> "remove", who |-> x]   [op |-> "promote", who |-> x]          *)
+(* CHOICE (model bound): like client writes, the changes a model may make  *)
+(* are listed in Ops; each command is proposed at most once, so each      *)
+(* change names one incarnation once.                                     *)
+(***************************************************************************)
+Cmds       == 1..Len(Ops)
+WriteCmds  == {c \in Cmds : Ops[c].op \in {"put", "delete", "cput"}}
+ChangeCmds == Cmds \ WriteCmds
 
 ASSUME
     /\ InitConfig \in [Replicas -> Kinds]
     /\ MaxBallot \in Nat /\ MaxSlot \in Nat
-    /\ \A i \in DOMAIN Ops : Ops[i].op \in {"put", "delete", "cput"}
+    /\ \A i \in DOMAIN Ops :
+          \/ Ops[i].op \in {"put", "delete", "cput"}
+          \/ Ops[i].op = "add" /\ Ops[i].who \in Replicas /\ Ops[i].kind \in {"storage", "log"}
+          \/ Ops[i].op \in {"remove", "promote"} /\ Ops[i].who \in Replicas
     /\ LeaseDur \in Nat /\ LeaseMargin \in Nat /\ MaxDrift \in Nat
 
 VARIABLES
     offset,       \* offset[r]: how far r's clock is ahead of real time, 0..MaxDrift
-    config,       \* config[r] \in Kinds: the membership
     downLinks,    \* set of directed pairs <<from, to>> whose link drops messages
     msgs,         \* every message ever sent (see "Network" below)
     \* durable per-replica state: survives Crash
@@ -74,6 +90,7 @@ VARIABLES
     log,          \* log[r][s] = [bal |-> b, cmd |-> c], bal = 0 for an empty slot
     granted,      \* highest ballot whose lease this replica has granted
     applied,      \* applied[r]: commands applied to r's B-tree, in slot order
+    hasTree,      \* hasTree[r]: r keeps a B-tree (a storage replica, or a snapshot installed)
     \* volatile per-replica state: lost on Crash
     role,         \* "follower", "candidate" or "leader"
     proposals,    \* leader: proposals[r][s] is its command for slot s
@@ -83,20 +100,91 @@ VARIABLES
     acked,        \* client writes acknowledged to the client
     precede       \* <<w1, w2>>: w1 was acknowledged before w2 was invoked
 
-durableVars  == <<ballot, log, granted, applied>>
+durableVars  == <<ballot, log, granted, applied, hasTree>>
 volatileVars == <<role, proposals, readBarrier, waitLeft>>
 ghostVars    == <<acked, precede>>
-envVars      == <<offset, config, downLinks>>
+envVars      == <<offset, downLinks>>
 vars == <<envVars, msgs, durableVars, volatileVars, ghostVars>>
 
 -----------------------------------------------------------------------------
 (* Membership and quorums *)
 
-Members   == {r \in Replicas : config[r] # "none"}
-Storage   == {r \in Replicas : config[r] = "storage"}
-IsQuorum(S) == 2 * Cardinality(S \cap Members) > Cardinality(Members)
-Quorums   == {Q \in SUBSET Members : IsQuorum(Q)}
-MinimalQuorums == {Q \in Quorums : \A a \in Q : ~IsQuorum(Q \ {a})}
+Range(f) == {f[x] : x \in DOMAIN f}
+Max(S) == CHOOSE x \in S : \A y \in S : y <= x
+
+MembersOf(C) == {x \in Replicas : C[x] # "none"}
+
+\* S holds a majority of the members of configuration C.  The properties use
+\* this; the protocol counts through IsQuorumOf, which a mutant may break.
+QuorumOf(C, S) == 2 * Cardinality(S \cap MembersOf(C)) > Cardinality(MembersOf(C))
+MinimalQuorumsOf(C) ==
+    {Q \in SUBSET MembersOf(C) : QuorumOf(C, Q) /\ \A a \in Q : ~QuorumOf(C, Q \ {a})}
+
+\* The votes a replica counts for configuration C: its members' (a hook: the
+\* mutant RemovedVoteCounts also counts replicas C has removed).
+CountedVotes(C, S) == S \cap MembersOf(C)
+
+\* Whether a replica deciding in configuration C counts S as a quorum.
+IsQuorumOf(C, S) == 2 * Cardinality(CountedVotes(C, S)) > Cardinality(MembersOf(C))
+
+\* The kind of configuration change command c gives its replica.
+NewKind(c) == CASE Ops[c].op = "add"     -> Ops[c].kind
+                [] Ops[c].op = "remove"  -> "none"
+                [] Ops[c].op = "promote" -> "storage"
+
+(***************************************************************************)
+(* CHOICE: a configuration takes effect on append, as in Raft's single-   *)
+(* server changes (etcd's etcdraft.tla): a replica uses the configuration *)
+(* of the latest change commands in its own log, committed or not; a      *)
+(* leader, that of its proposals (what it recovered plus what it added).  *)
+(* On commit would leave a window in which the new member is needed but   *)
+(* not counted; at slot s + alpha would stall proposals alpha slots behind *)
+(* each change.  On append is safe provided (a) changes are one member at *)
+(* a time, so the majorities of consecutive configurations intersect       *)
+(* (conformance/reconfig_intersection.py proves it for up to 9 members),   *)
+(* (b) a leader proposes a change only when every change in its log is     *)
+(* committed, and (c) elections count promises against the committed      *)
+(* configuration as well as the recovered one (BecomeLeader).  The        *)
+(* configuration "that applies at slot s" is the leader's at the time it  *)
+(* commits s, which includes every change up to s.                        *)
+(***************************************************************************)
+CfgOf(seq) ==
+    IF ChangeCmds = {} THEN InitConfig
+    ELSE [x \in Replicas |->
+            LET at == {i \in DOMAIN seq : seq[i] \in ChangeCmds /\ Ops[seq[i]].who = x}
+            IN IF at = {} THEN InitConfig[x] ELSE NewKind(seq[Max(at)])]
+
+\* The commands of a log's filled slots (logs have no holes: see Phase2b).
+LogCmds(l) == [s \in {t \in Slots : l[t].bal > 0} |-> l[s].cmd]
+
+\* Replica r's view of the configuration: a leader's, of its proposals; any
+\* other replica's, of its log.
+View(r) == IF role[r] = "leader" THEN CfgOf(proposals[r]) ELSE CfgOf(LogCmds(log[r]))
+
+\* Whether r counts itself a member, and a storage replica with a B-tree.
+IsMember(r)  == View(r)[r] # "none"
+IsStorage(r) == View(r)[r] = "storage" /\ hasTree[r]
+
+(***************************************************************************)
+(* Incarnations.  A replica identity is one incarnation of a node: a node  *)
+(* whose disk is lost comes back, if at all, under a new identity, and an *)
+(* identity that was ever a member is never added again (Fresh).  A       *)
+(* process with an empty disk under an old identity could forget promises *)
+(* and votes it made and break Agreement (Vanlightly's raft-tlaplus shows  *)
+(* the split brain); the spec never lets one exist.  A permanently failed *)
+(* node is a replica that takes no more steps, which every behaviour       *)
+(* already allows, so it needs no action.                                 *)
+(***************************************************************************)
+EverNamed(seq, x) == InitConfig[x] # "none" \/ \E i \in DOMAIN seq : seq[i] \in ChangeCmds /\ Ops[seq[i]].who = x
+Fresh(r, x) == ~EverNamed(proposals[r], x)
+
+\* The durable state a newly added incarnation starts with: its own, since
+\* a fresh identity's disk holds only what it accepted as a non-member (a
+\* hook: the mutant ReaddOldIncarnation re-adds an old identity with an
+\* empty disk).
+JoinBallot(x)  == ballot[x]
+JoinLog(x)     == log[x]
+JoinGranted(x) == granted[x]
 
 (***************************************************************************)
 (* CHOICE: ballots are integers, each used by at most one replica.  A real *)
@@ -109,7 +197,7 @@ MinimalQuorums == {Q \in Quorums : \A a \in Q : ~IsQuorum(Q \ {a})}
 (* The key-value state machine *)
 
 ApplyCmd(kv, c) ==
-    IF c = NoOp THEN kv
+    IF c = NoOp \/ c \in ChangeCmds THEN kv
     ELSE LET o == Ops[c] IN
          CASE o.op = "put"    -> [kv EXCEPT ![o.key] = o.val]
            [] o.op = "delete" -> [kv EXCEPT ![o.key] = Absent]
@@ -120,9 +208,6 @@ RECURSIVE StateOf(_)
 StateOf(seq) ==
     IF seq = << >> THEN [k \in Keys |-> Absent]
     ELSE ApplyCmd(StateOf(SubSeq(seq, 1, Len(seq) - 1)), seq[Len(seq)])
-
-Range(f) == {f[x] : x \in DOMAIN f}
-Max(S) == CHOOSE x \in S : \A y \in S : y <= x
 
 -----------------------------------------------------------------------------
 (***************************************************************************)
@@ -180,7 +265,7 @@ ClocksAdvance(off, adv) ==
     /\ offset' = off
     /\ waitLeft' = [r \in Replicas |-> Sub0(waitLeft[r], adv[r])]
     /\ msgs' = {m \in {Age(m, adv) : m \in msgs} : ~IsLeaseMsg(m) \/ m.left > 0}
-    /\ UNCHANGED <<config, downLinks, durableVars, role, proposals, readBarrier, ghostVars>>
+    /\ UNCHANGED <<downLinks, durableVars, role, proposals, readBarrier, ghostVars>>
 
 Tick ==
     \E off \in [Replicas -> 0..MaxDrift] :
@@ -225,10 +310,21 @@ GrantorsIn(acks, r, x) == {r} \cup {m.from : m \in {m \in acks : m.left = x /\ L
 
 LeaseGrantors(r, x) == GrantorsIn(LeaseAcks(r), r, x)
 
-\* Local time left on r's lease (0: it holds none).
+(***************************************************************************)
+(* CHOICE: log replicas grant leases.  A lease is safe because every lease *)
+(* quorum intersects every election quorum, and election quorums count log *)
+(* replicas (they vote in phase 1).  Counting them for leases too keeps    *)
+(* the two kinds of quorum the same majorities of the same view, so the   *)
+(* existing argument (and conformance/lease_theorem.py) carries over; a   *)
+(* storage-only lease quorum would have to be re-proved against every mix *)
+(* of kinds, and would leave a group with a dead storage replica and a    *)
+(* new log replica unable to hold a lease at all.                         *)
+(***************************************************************************)
+\* Local time left on r's lease (0: it holds none), by r's current view.
 LeaseLeft(r) ==
     LET acks  == LeaseAcks(r)
-        held  == {x \in {m.left : m \in acks} : IsQuorum(GrantorsIn(acks, r, x))}
+        cfg   == View(r)
+        held  == {x \in {m.left : m \in acks} : IsQuorumOf(cfg, GrantorsIn(acks, r, x))}
     IN IF role[r] = "leader" /\ held # {} THEN Max(held) ELSE 0
 
 HoldsLease(r) ==
@@ -244,8 +340,9 @@ DurableBallot(r)  == ballot[r]
 DurableLog(r)     == log[r]
 DurableGranted(r) == granted[r]
 
-\* Which sets of persisted copies allow a leader to commit (and acknowledge).
-CommitQuorum(S) == IsQuorum(S)
+\* Which sets of persisted copies allow a leader in configuration C to commit
+\* (and acknowledge).
+CommitQuorum(C, S) == IsQuorumOf(C, S)
 
 \* Whether replica r knows that slot s of its log is committed.
 KnownCommitted(r, s) ==
@@ -273,18 +370,34 @@ Recover(r, b, Q) ==
                        \A l \in rep : l[s].bal <= e.bal
     IN [s \in 1..top |-> best(s).cmd]
 
+(***************************************************************************)
+(* CHOICE (abstraction): snapshots and truncated logs.  The spec keeps    *)
+(* every log entry.  The reference truncates its write-ahead log after a  *)
+(* B-tree checkpoint, so a 1b reports the reporter's checkpoint point n   *)
+(* and the entries above it; every slot <= n is committed, so the new      *)
+(* leader does not re-propose it (and installs a snapshot first if its own *)
+(* B-tree is behind n).  Keeping the entries, as here, means the leader   *)
+(* re-proposes a committed slot's chosen value, which changes nothing.    *)
+(* A snapshot is a copy of another replica's B-tree (applied), which is a *)
+(* committed prefix; the copying time and the log tail that follows it are *)
+(* the reference's business (and Apply's).                                *)
+(***************************************************************************)
+\* The first n slots of src's B-tree (a copy may be of an earlier state of it:
+\* the copy takes time, and src keeps applying meanwhile).
+SnapshotOf(src, n) == SubSeq(applied[src], 1, n)
+
 -----------------------------------------------------------------------------
 (* Protocol actions *)
 
 Init ==
     /\ offset \in [Replicas -> 0..MaxDrift]
-    /\ config = InitConfig
     /\ downLinks = {}
     /\ msgs = {}
     /\ ballot = [r \in Replicas |-> 0]
     /\ log = [r \in Replicas |-> [s \in Slots |-> EmptyEntry]]
     /\ granted = [r \in Replicas |-> 0]
     /\ applied = [r \in Replicas |-> << >>]
+    /\ hasTree = [r \in Replicas |-> InitConfig[r] = "storage"]
     /\ role = [r \in Replicas |-> "follower"]
     /\ proposals = [r \in Replicas |-> << >>]
     /\ readBarrier = [r \in Replicas |-> 0]
@@ -299,29 +412,34 @@ StepDown(r) ==
     /\ readBarrier' = [readBarrier EXCEPT ![r] = 0]
     /\ waitLeft' = [waitLeft EXCEPT ![r] = 0]
 
+\* Whether a replica of kind k in its view, with a B-tree or not, may lead
+\* (a hook: the mutant LogReplicaLeads lets log replicas lead).
+MayLead(k, tree) == k = "storage" /\ tree
+
 \* Storage replica r starts an election with ballot b (paper 3: "any
 \* replica can trigger a round of the election").  It promises b itself.
 Phase1a(r, b) ==
-    /\ config[r] = "storage"
+    /\ MayLead(View(r)[r], hasTree[r])
     /\ role[r] # "leader"
     /\ b > ballot[r]
     /\ ~\E m \in msgs : m.type = "1a" /\ m.bal = b
     /\ ballot' = [ballot EXCEPT ![r] = b]
     /\ role' = [role EXCEPT ![r] = "candidate"]
     /\ Send([type |-> "1a", bal |-> b, from |-> r])
-    /\ UNCHANGED <<envVars, log, granted, applied, proposals, readBarrier, waitLeft,
+    /\ UNCHANGED <<envVars, log, granted, applied, hasTree, proposals, readBarrier, waitLeft,
                    ghostVars>>
 
-\* Acceptor a promises ballot m.bal and reports its whole log.
+\* Acceptor a, a member in its own view, promises ballot m.bal and reports
+\* its whole log.
 Phase1b(a, m) ==
     /\ Receivable(m, a) /\ m.type = "1a"
-    /\ a \in Members
+    /\ IsMember(a)
     /\ m.bal > ballot[a]
     /\ ballot' = [ballot EXCEPT ![a] = m.bal]
     /\ StepDown(a)
     /\ Send([type |-> "1b", bal |-> m.bal, from |-> a, to |-> m.from, log |-> log[a],
              granted |-> granted[a]])
-    /\ UNCHANGED <<envVars, log, granted, applied, ghostVars>>
+    /\ UNCHANGED <<envVars, log, granted, applied, hasTree, ghostVars>>
 
 (***************************************************************************)
 (* CHOICE: every replica durably records the highest ballot whose lease it *)
@@ -344,14 +462,46 @@ LeaseWaitNeeded(r, b, Q) == \E g \in VoterGranted(r, b, Q) : g > 0
 \* log and starts waiting out any earlier lease.  CHOICE: Q is a minimal
 \* quorum, the first promises to arrive; a candidate leads as soon as it
 \* can, so it never waits for further reports.
+(***************************************************************************)
+(* CHOICE: which promises elect.  Q must be a quorum of every             *)
+(* configuration of the RECOVERED log from the end of the prefix the       *)
+(* candidate knows to be committed on: the committed configuration and    *)
+(* the at most one change recovered after it.  Not the candidate's own    *)
+(* view, which may be stale, and not only the recovered log's latest      *)
+(* configuration (Raft's rule): Raft is saved there by refusing votes to  *)
+(* candidates with older logs, which Multi-Paxos recovery does not do, and *)
+(* TLC finds a removed member electing a leader that misses a chosen      *)
+(* change (mutant RaftStyleElection).  The candidate waits for promises   *)
+(* until this holds (a fixpoint: the configurations Q's reports imply     *)
+(* have Q as a quorum), and leads only if it stays a storage replica.     *)
+(***************************************************************************)
+\* Slots 1..k that r knows to be committed (a commit message reached it).
+KnownPrefix(r) ==
+    Max({k \in 0..MaxSlot :
+           \A s \in 1..k : \E m \in msgs : m.type = "commit" /\ m.slot = s
+                                         /\ (m.from = r \/ LinkUp(m.from, r))})
+
+\* The configurations candidate r's election quorum must be a quorum of.
+ElectionConfigs(r, rec) ==
+    LET k == IF KnownPrefix(r) < Len(rec) THEN KnownPrefix(r) ELSE Len(rec)
+    IN {CfgOf(SubSeq(rec, 1, n)) : n \in k..Len(rec)}
+
+IsQuorumOfAll(cfgs, Q) == \A C \in cfgs : IsQuorumOf(C, Q)
+
 BecomeLeader(r, b, Q) ==
     /\ role[r] = "candidate" /\ ballot[r] = b
-    /\ Q \in MinimalQuorums /\ r \in Q
+    /\ r \in Q
+    \* (redundant without changes: filters before recovery, for TLC's speed)
+    /\ ChangeCmds = {} => IsQuorumOf(InitConfig, Q)
     /\ \A a \in Q \ {r} : \E m \in msgs :
           m.type = "1b" /\ m.bal = b /\ m.from = a /\ m.to = r /\ LinkUp(a, r)
-    /\ LET rec == Recover(r, b, Q) IN
-         /\ proposals' = [proposals EXCEPT ![r] = rec]
-         /\ readBarrier' = [readBarrier EXCEPT ![r] = Len(rec)]
+    /\ LET rec  == Recover(r, b, Q)
+           cfgs == ElectionConfigs(r, rec)
+       IN /\ IsQuorumOfAll(cfgs, Q)
+          /\ \A a \in Q : ~IsQuorumOfAll(cfgs, Q \ {a})
+          /\ MayLead(CfgOf(rec)[r], hasTree[r])
+          /\ proposals' = [proposals EXCEPT ![r] = rec]
+          /\ readBarrier' = [readBarrier EXCEPT ![r] = Len(rec)]
     /\ role' = [role EXCEPT ![r] = "leader"]
     /\ waitLeft' = [waitLeft EXCEPT ![r] =
                         IF LeaseWaitNeeded(r, b, Q) THEN NewLeaderWait ELSE 0]
@@ -386,21 +536,110 @@ Committed(b, s) == \E m \in msgs : m.type = "commit" /\ m.bal = b /\ m.slot = s
 \* slot of its ballot has been proposed.  A command that is in no 2a
 \* message and no leader's proposals may be (re)submitted: that is the
 \* client retrying after its leader failed before proposing it.
-ClientWrite(r, c) ==
+\* Whether leader r may append command c at its next slot: c is new (see
+\* above), and every earlier slot of r's ballot has been proposed.
+MayAppend(r, c) ==
     /\ CanServe(r)
     /\ ClientMayInvoke(c)
     /\ Len(proposals[r]) < MaxSlot
     /\ \A q \in Replicas : c \notin Range(proposals[q])
     /\ ~\E m \in msgs : m.type = "2a" /\ m.cmd = c
-    /\ LET b == ballot[r]
-           s == Len(proposals[r]) + 1
-       IN /\ \A t \in 1..(s - 1) : Proposed(b, t)
-          /\ proposals' = [proposals EXCEPT ![r] = Append(@, c)]
-          /\ log' = [log EXCEPT ![r][s] = [bal |-> b, cmd |-> c]]
-          /\ SendAll(Proposal(r, b, s, c))
+    /\ \A t \in 1..Len(proposals[r]) : Proposed(ballot[r], t)
+
+\* Leader r appends c at its next slot, persists it and proposes it.
+AppendCmd(r, c) ==
+    LET b == ballot[r]
+        s == Len(proposals[r]) + 1
+    IN /\ proposals' = [proposals EXCEPT ![r] = Append(@, c)]
+       /\ log' = [log EXCEPT ![r][s] = [bal |-> b, cmd |-> c]]
+       /\ SendAll(Proposal(r, b, s, c))
+
+ClientWrite(r, c) ==
+    /\ c \in WriteCmds
+    /\ MayAppend(r, c)
+    /\ AppendCmd(r, c)
     /\ precede' = precede \cup {<<w, c>> : w \in acked}
-    /\ UNCHANGED <<envVars, ballot, granted, applied, role, readBarrier, waitLeft,
+    /\ UNCHANGED <<envVars, ballot, granted, applied, hasTree, role, readBarrier, waitLeft,
                    acked>>
+
+-----------------------------------------------------------------------------
+(* Membership changes *)
+
+(***************************************************************************)
+(* CHOICE: a leader proposes a membership change only when               *)
+(*  - it has committed an entry of its own ballot (Ongaro's fix for Raft, *)
+(*    raft-dev 2015: a new leader may hold, unknowingly, a configuration  *)
+(*    that an earlier leader's uncommitted change has moved away from;    *)
+(*    committing in its own ballot first supersedes that change), and     *)
+(*  - every change in its log is committed, so at most one is in flight   *)
+(*    and consecutive configurations differ in one member.               *)
+(* Both are hooks, each replaced by a mutant.  A leader never removes      *)
+(* itself: it would first hand its leadership off.                        *)
+(***************************************************************************)
+OwnBallotCommitted(r) == \E s \in Slots : Committed(ballot[r], s)
+NoChangePending(r) ==
+    \A s \in DOMAIN proposals[r] : proposals[r][s] \in ChangeCmds => Committed(ballot[r], s)
+
+MayChange(r, c, op) ==
+    /\ c \in ChangeCmds /\ Ops[c].op = op
+    /\ MayAppend(r, c)
+    /\ OwnBallotCommitted(r)
+    /\ NoChangePending(r)
+
+\* Leader r adds a fresh incarnation as a log replica (no B-tree needed: the
+\* fast way to restore a full quorum, paper section 3) or as a storage
+\* replica that has installed a B-tree snapshot.
+AddMember(r, c) ==
+    /\ MayChange(r, c, "add")
+    /\ LET x == Ops[c].who
+           b == ballot[r]
+           s == Len(proposals[r]) + 1
+       IN /\ View(r)[x] = "none" /\ Fresh(r, x)
+          /\ Ops[c].kind = "storage" => hasTree[x]
+          /\ proposals' = [proposals EXCEPT ![r] = Append(@, c)]
+          /\ log' = [[log EXCEPT ![x] = JoinLog(x)] EXCEPT ![r][s] = [bal |-> b, cmd |-> c]]
+          /\ ballot' = [ballot EXCEPT ![x] = JoinBallot(x)]
+          /\ granted' = [granted EXCEPT ![x] = JoinGranted(x)]
+          /\ SendAll(Proposal(r, b, s, c))
+    /\ UNCHANGED <<envVars, applied, hasTree, role, readBarrier, waitLeft, ghostVars>>
+
+\* Leader r removes member Ops[c].who (a failed replica, or a log replica no
+\* longer needed once a storage replica replaced it).
+RemoveMember(r, c) ==
+    /\ MayChange(r, c, "remove")
+    /\ LET x == Ops[c].who IN View(r)[x] # "none" /\ x # r
+    /\ AppendCmd(r, c)
+    /\ UNCHANGED <<envVars, ballot, granted, applied, hasTree, role, readBarrier, waitLeft,
+                   ghostVars>>
+
+\* Leader r promotes log replica Ops[c].who, which has installed a B-tree
+\* snapshot and keeps applying the log tail, to a storage replica.
+PromoteMember(r, c) ==
+    /\ MayChange(r, c, "promote")
+    /\ LET x == Ops[c].who IN View(r)[x] = "log" /\ hasTree[x]
+    /\ AppendCmd(r, c)
+    /\ UNCHANGED <<envVars, ballot, granted, applied, hasTree, role, readBarrier, waitLeft,
+                   ghostVars>>
+
+\* Replica x, which keeps no B-tree, installs a copy of storage replica
+\* src's B-tree (a committed prefix of the log); it then applies the log's
+\* later committed slots itself.  x is a log replica (to be promoted) or a
+\* non-member that a change command would add as a storage replica.  The
+\* copy is of src's B-tree as it was at some point: its first n slots.
+SnapshotTarget(x) ==
+    \/ View(x)[x] = "log"
+    \/ \E c \in ChangeCmds : Ops[c].op = "add" /\ Ops[c].who = x /\ Ops[c].kind = "storage"
+
+InstallSnapshot(x, src) ==
+    /\ x # src
+    /\ ~hasTree[x] /\ hasTree[src]
+    /\ SnapshotTarget(x)
+    /\ LinkUp(src, x)
+    /\ \E n \in 0..Len(applied[src]) : applied' = [applied EXCEPT ![x] = SnapshotOf(src, n)]
+    /\ hasTree' = [hasTree EXCEPT ![x] = TRUE]
+    /\ UNCHANGED <<envVars, msgs, ballot, log, granted, volatileVars, ghostVars>>
+
+-----------------------------------------------------------------------------
 
 \* Leader r re-proposes the command it recovered for slot s in its ballot b,
 \* in slot order.
@@ -412,7 +651,7 @@ Phase2a(r, b, s) ==
     /\ LET c == proposals[r][s] IN
          /\ log' = [log EXCEPT ![r][s] = [bal |-> b, cmd |-> c]]
          /\ SendAll(Proposal(r, b, s, c))
-    /\ UNCHANGED <<envVars, ballot, granted, applied, volatileVars, ghostVars>>
+    /\ UNCHANGED <<envVars, ballot, granted, applied, hasTree, volatileVars, ghostVars>>
 
 (***************************************************************************)
 (* Acceptor a persists the proposal (2a message m) and votes for it.       *)
@@ -420,17 +659,24 @@ Phase2a(r, b, s) ==
 (* file doesn't have any holes in the sequence numbers"), so an acceptor  *)
 (* takes slot s of ballot b only after slot s-1 of the same ballot; the   *)
 (* leader proposes in slot order, so a reordered proposal just waits.    *)
+(* A replica that is not a member in its own view votes too once the     *)
+(* ballot's leader has proposed adding it: that is how a joining replica  *)
+(* catches up (its votes count once the leader's view includes it).       *)
 (***************************************************************************)
+Joining(a, b) ==
+    \E m \in msgs : m.type = "2a" /\ m.bal = b /\ m.cmd \in ChangeCmds
+                   /\ Ops[m.cmd].op = "add" /\ Ops[m.cmd].who = a
+
 Phase2b(a, m) ==
     /\ Receivable(m, a) /\ m.type = "2a"
-    /\ a \in Members
+    /\ IsMember(a) \/ Joining(a, m.bal)
     /\ m.bal >= ballot[a]
     /\ m.slot > 1 => log[a][m.slot - 1].bal = m.bal
     /\ ballot' = [ballot EXCEPT ![a] = m.bal]
     /\ log' = [log EXCEPT ![a][m.slot] = [bal |-> m.bal, cmd |-> m.cmd]]
     /\ IF m.bal > ballot[a] THEN StepDown(a) ELSE UNCHANGED volatileVars
     /\ Send([type |-> "2b", bal |-> m.bal, slot |-> m.slot, cmd |-> m.cmd, from |-> a])
-    /\ UNCHANGED <<envVars, granted, applied, ghostVars>>
+    /\ UNCHANGED <<envVars, granted, applied, hasTree, ghostVars>>
 
 \* Replicas whose phase-2b vote for (b, s) leader r has received.
 Votes2b(r, b, s) ==
@@ -446,27 +692,33 @@ Votes2b(r, b, s) ==
 (* leases have surely expired, since acknowledging a recovered write is    *)
 (* serving it: otherwise an old leader whose lease still runs could serve  *)
 (* a strong read that misses a write already acknowledged (TLC found this).*)
+(* CHOICE: a leader whose recovered log holds a change it has not yet     *)
+(* re-proposed does not commit: its view already includes that change, so *)
+(* its view at every commit is the configuration of what it has proposed *)
+(* in its ballot (which ChosenTriples relies on).                         *)
 Commit(r, b, s) ==
     /\ role[r] = "leader" /\ ballot[r] = b
     /\ waitLeft[r] = 0
     /\ log[r][s].bal = b
     /\ ~Committed(b, s)
     /\ \A t \in 1..(s - 1) : Committed(b, t)
-    /\ CommitQuorum(Votes2b(r, b, s))
+    /\ \A t \in 1..readBarrier[r] : proposals[r][t] \in ChangeCmds => Proposed(b, t)
+    /\ CommitQuorum(View(r), Votes2b(r, b, s))
     /\ Send([type |-> "commit", bal |-> b, slot |-> s, from |-> r])
     /\ acked' = IF log[r][s].cmd = NoOp THEN acked ELSE acked \cup {log[r][s].cmd}
     /\ UNCHANGED <<envVars, durableVars, volatileVars, precede>>
 
-\* Storage replica r applies its next slot to its B-tree once it knows the
-\* slot is committed with the ballot of its own copy.
+\* A replica with a B-tree applies its next slot to it once it knows the
+\* slot is committed with the ballot of its own copy.  Membership changes
+\* leave the key-value state as it is.
 Apply(r) ==
-    /\ config[r] = "storage"
+    /\ hasTree[r]
     /\ Len(applied[r]) < MaxSlot
     /\ LET s == Len(applied[r]) + 1 IN
          /\ log[r][s].bal > 0
          /\ KnownCommitted(r, s)
          /\ applied' = [applied EXCEPT ![r] = Append(@, log[r][s].cmd)]
-    /\ UNCHANGED <<envVars, msgs, ballot, log, granted, volatileVars, ghostVars>>
+    /\ UNCHANGED <<envVars, msgs, ballot, log, granted, hasTree, volatileVars, ghostVars>>
 
 \* Leader r asks for a lease of LeaseDur from now on its clock.  CHOICE: it
 \* renews when at most RenewAhead of its lease is left, only if the new
@@ -488,13 +740,13 @@ LeaseRenew(r) ==
 \* ballot, so this grant happens before any later leader's election.
 LeaseGrant(a, m) ==
     /\ Receivable(m, a) /\ m.type = "lease"
-    /\ a \in Members
+    /\ IsMember(a)
     /\ m.bal >= ballot[a]
     /\ ballot' = [ballot EXCEPT ![a] = m.bal]
     /\ granted' = [granted EXCEPT ![a] = m.bal]
     /\ IF m.bal > ballot[a] THEN StepDown(a) ELSE UNCHANGED volatileVars
     /\ Send([type |-> "leaseAck", bal |-> m.bal, left |-> m.left, from |-> a, to |-> m.from])
-    /\ UNCHANGED <<envVars, log, applied, ghostVars>>
+    /\ UNCHANGED <<envVars, log, applied, hasTree, ghostVars>>
 
 \* Slots leader r has committed in its own ballot.
 CommittedByLeader(r) ==
@@ -521,10 +773,14 @@ StrongRead(r, k) ==
     /\ CanStrongRead(r) /\ k \in Keys
     /\ UNCHANGED vars
 
+\* Whether r serves eventually consistent reads (a hook: the mutant
+\* LogReplicaServes lets a log replica holding a snapshot serve them).
+MayServeEventual(r) == IsStorage(r)
+
 \* An eventually consistent read of key k from any storage replica's B-tree.
 \* It changes nothing; EventualReadsCommitted checks every value it can return.
 EventualRead(r, k) ==
-    /\ config[r] = "storage" /\ k \in Keys
+    /\ MayServeEventual(r) /\ k \in Keys
     /\ UNCHANGED vars
 
 \* Replica r crashes and restarts: volatile state is lost, the write-ahead
@@ -536,12 +792,11 @@ EventualRead(r, k) ==
 \* restarted process does; it keeps its promise, so it can only start a
 \* higher ballot later.
 Crash(r) ==
-    /\ r \in Members
     /\ ballot' = [ballot EXCEPT ![r] = DurableBallot(r)]
     /\ log' = [log EXCEPT ![r] = DurableLog(r)]
     /\ granted' = [granted EXCEPT ![r] = DurableGranted(r)]
     /\ StepDown(r)
-    /\ UNCHANGED <<envVars, msgs, applied, ghostVars>>
+    /\ UNCHANGED <<envVars, msgs, applied, hasTree, ghostVars>>
 
 -----------------------------------------------------------------------------
 
@@ -565,6 +820,10 @@ NextPhase2a      == \E r \in Replicas, b \in Ballots, s \in Slots : Phase2a(r, b
 NextPhase2b      == \E a \in Replicas : \E m \in msgs : Phase2b(a, m)
 NextCommit       == \E r \in Replicas, b \in Ballots, s \in Slots : Commit(r, b, s)
 NextApply        == \E r \in Replicas : Apply(r)
+NextAddMember    == \E r \in Replicas, c \in ChangeCmds : AddMember(r, c)
+NextRemoveMember == \E r \in Replicas, c \in ChangeCmds : RemoveMember(r, c)
+NextPromoteMember == \E r \in Replicas, c \in ChangeCmds : PromoteMember(r, c)
+NextInstallSnapshot == \E x, src \in Replicas : InstallSnapshot(x, src)
 NextLeaseRenew   == \E r \in Replicas : LeaseRenew(r)
 NextLeaseGrant   == \E a \in Replicas : \E m \in msgs : LeaseGrant(a, m)
 NextCrash        == \E r \in Replicas : Crash(r)
@@ -573,6 +832,7 @@ ProtocolNext ==
     \/ NextPhase1a \/ NextPhase1b \/ NextBecomeLeader \/ NextClientWrite
     \/ NextPhase2a \/ NextPhase2b \/ NextCommit \/ NextApply
     \/ NextLeaseRenew \/ NextLeaseGrant
+    \/ NextAddMember \/ NextRemoveMember \/ NextPromoteMember \/ NextInstallSnapshot
 
 FaultNext == NextCrash
 
@@ -602,7 +862,7 @@ Dead(m) ==
        /\ ~(role[LeaseOwner(m)] = "leader" /\ ballot[LeaseOwner(m)] = m.bal)
 
 LiveView ==
-    <<offset, config, downLinks, {m \in msgs : ~Dead(m)}, durableVars, volatileVars, ghostVars>>
+    <<offset, downLinks, {m \in msgs : ~Dead(m)}, durableVars, volatileVars, ghostVars>>
 
 -----------------------------------------------------------------------------
 (* Properties *)
@@ -611,7 +871,7 @@ Entries == [bal : 0..MaxBallot, cmd : {NoOp} \cup Cmds]
 
 TypeOK ==
     /\ offset \in [Replicas -> 0..MaxDrift]
-    /\ config \in [Replicas -> Kinds]
+    /\ hasTree \in [Replicas -> BOOLEAN]
     /\ downLinks \subseteq Replicas \X Replicas
     /\ ballot \in [Replicas -> 0..MaxBallot]
     /\ log \in [Replicas -> [Slots -> Entries]]
@@ -632,14 +892,30 @@ TypeOK ==
 (* below only look values up in these sets (TLC re-evaluates definitions  *)
 (* per use, so scanning msgs once per property keeps checking fast).      *)
 (***************************************************************************)
-\* <<b, s, c>>: command c is chosen at slot s in ballot b (a quorum voted).  Each
-\* voter's 2b is looked up in msgs by its record (a set lookup), rather than
-\* scanning every vote once per candidate.
+\* The commands ballot b proposed, in slot order (a leader proposes slots in
+\* order, so they are a prefix 1..k of the log).
+ProposedSeq(b) ==
+    LET ps == {m \in msgs : m.type = "2a" /\ m.bal = b}
+    IN [s \in 1..Cardinality(ps) |-> (CHOOSE m \in ps : m.slot = s).cmd]
+
+(***************************************************************************)
+(* <<b, s, c>>: command c is chosen at slot s in ballot b: the voters form *)
+(* a quorum of a configuration ballot b's leader decided with once it had *)
+(* proposed s, i.e. of its proposals up to any slot n >= s (on-append:    *)
+(* a change counts from its own slot on, and Commit makes the leader's    *)
+(* view that of what it proposed).  Each voter's 2b is looked up in msgs  *)
+(* by its record (a set lookup), rather than scanning every vote.         *)
+(***************************************************************************)
 ChosenTriples ==
     LET cands == {<<m.bal, m.slot, m.cmd>> : m \in {m \in msgs : m.type = "2b"}}
-    IN {t \in cands :
-          IsQuorum({a \in Replicas : [type |-> "2b", bal |-> t[1], slot |-> t[2],
-                                       cmd |-> t[3], from |-> a] \in msgs})}
+        voters(t) == {a \in Replicas : [type |-> "2b", bal |-> t[1], slot |-> t[2],
+                                          cmd |-> t[3], from |-> a] \in msgs}
+    IN IF ChangeCmds = {}
+       THEN {t \in cands : QuorumOf(InitConfig, voters(t))}
+       ELSE LET seqs == [b \in {t[1] : t \in cands} |-> ProposedSeq(b)]
+            IN {t \in cands :
+                  \E n \in t[2]..Len(seqs[t[1]]) :
+                      QuorumOf(CfgOf(SubSeq(seqs[t[1]], 1, n)), voters(t))}
 
 \* <<s, c>>: command c is chosen at slot s.
 PairsOf(triples) == {<<t[2], t[3]>> : t \in triples}
@@ -653,18 +929,37 @@ ChosenPairs == PairsOf(ChosenTriples)
 AgreementIn(pairs) == Cardinality({p[1] : p \in pairs}) = Cardinality(pairs)
 Agreement == AgreementIn(ChosenPairs)
 
-\* An acknowledged write is chosen, is in a quorum's durable logs now (so no
-\* crash has lost it), and is proposed by every leader of a ballot at least
-\* the one it was chosen in (every later leader).
+\* The longest prefix of slots that are all in pairs, as a command sequence.
+PrefixOf(pairs) ==
+    LET n == Max({k \in 0..MaxSlot : \A s \in 1..k : \E p \in pairs : p[1] = s})
+    IN [s \in 1..n |-> CHOOSE c \in {p[2] : p \in {p \in pairs : p[1] = s}} : TRUE]
+
+\* The configuration the chosen prefix of the log implies.
+ChosenConfigIn(chosen) == CfgOf(PrefixOf(PairsOf(chosen)))
+
+\* Replicas whose durable log holds command c at slot s.
+Holders(s, c) == {a \in Replicas : log[a][s].cmd = c /\ log[a][s].bal > 0}
+
+\* No quorum of configuration C lacks a copy: every quorum of C meets holders H.
+\* (For an odd number of members this is "H is a quorum"; with an even number a
+\* half of the members suffices.  A leader commits on append, so right after it
+\* appends a change, a write may be held by a quorum of its new view that is
+\* only half of the chosen configuration: still, every election quorum, which
+\* must be a quorum of the chosen configuration, meets it.)
+MeetsEveryQuorum(C, H) == ~QuorumOf(C, MembersOf(C) \ H)
+
+\* An acknowledged write is chosen, no quorum of the chosen configuration
+\* lacks it in its durable logs now (so no crash and no membership change has
+\* lost it), and it is proposed by every leader of a ballot at least the one
+\* it was chosen in (every later leader).
 DurabilityIn(chosen) ==
     LET chosenCmds == {t[3] : t \in chosen}
+        cfg == ChosenConfigIn(chosen)
         \* <<s, c>> held at slot s of some durable log
         held == UNION {{<<s, log[a][s].cmd>> : s \in {s \in Slots : log[a][s].bal > 0}} :
                        a \in Replicas}
         \* commands a quorum's durable logs hold at one slot
-        quorumHeld == {p[2] : p \in {p \in held :
-                          IsQuorum({a \in Replicas : log[a][p[1]].cmd = p[2]
-                                                     /\ log[a][p[1]].bal > 0})}}
+        quorumHeld == {p[2] : p \in {p \in held : MeetsEveryQuorum(cfg, Holders(p[1], p[2]))}}
     IN
     \A c \in acked :
         /\ c \in chosenCmds
@@ -679,10 +974,13 @@ IsPrefix(p, q) == Len(p) <= Len(q) /\ p = SubSeq(q, 1, Len(p))
 \* Every entry of seq is the command chosen at its slot.
 AllChosen(seq, chosen) == \A i \in DOMAIN seq : <<i, seq[i]>> \in chosen
 
+\* Replicas that keep a B-tree.
+Trees == {r \in Replicas : hasTree[r]}
+
 \* Applied B-tree states are prefixes of one sequence of chosen commands.
 StateMachineSafetyIn(chosen) ==
-    /\ \A r1, r2 \in Storage : IsPrefix(applied[r1], applied[r2]) \/ IsPrefix(applied[r2], applied[r1])
-    /\ \A r \in Storage : AllChosen(applied[r], chosen)
+    /\ \A r1, r2 \in Trees : IsPrefix(applied[r1], applied[r2]) \/ IsPrefix(applied[r2], applied[r1])
+    /\ \A r \in Trees : AllChosen(applied[r], chosen)
 StateMachineSafety == StateMachineSafetyIn(ChosenPairs)
 
 \* No two replicas believe they hold a valid lease at the same real time.
@@ -701,25 +999,81 @@ LeaseExclusivity ==
 (*    acknowledged writes; since acked only grows, successive reads are   *)
 (*    monotonic without further ghost state.                              *)
 (***************************************************************************)
-Linearizability ==
-    LET chosen == ChosenPairs IN
+LinearizabilityIn(chosen) ==
     /\ \A p \in precede : \A x, y \in chosen :
           (x[2] = p[1] /\ y[2] = p[2]) => x[1] < y[1]
     /\ \A r \in Replicas : CanStrongRead(r) =>
           /\ acked \subseteq Range(applied[r])
           /\ AllChosen(applied[r], chosen)
+Linearizability == LinearizabilityIn(ChosenPairs)
 
 \* The longest prefix of slots that are all chosen, as a command sequence.
-ChosenPrefix ==
-    LET chosen == ChosenPairs
-        n == Max({k \in 0..MaxSlot : \A s \in 1..k : \E p \in chosen : p[1] = s})
-    IN [s \in 1..n |-> CHOOSE c \in {p[2] : p \in {p \in chosen : p[1] = s}} : TRUE]
+ChosenPrefix == PrefixOf(ChosenPairs)
 
 \* Every value an eventual read can return was the key's value after some
 \* prefix of the committed sequence: never a value from nowhere.
-EventualReadsCommitted ==
-    LET prefix == ChosenPrefix
+EventualReadsCommittedIn(pairs) ==
+    LET prefix == PrefixOf(pairs)
         committedValues(k) == {StateOf(SubSeq(prefix, 1, n))[k] : n \in 0..Len(prefix)}
-    IN \A r \in Storage, k \in Keys : StateOf(applied[r])[k] \in committedValues(k)
+    IN \A r \in Trees, k \in Keys : StateOf(applied[r])[k] \in committedValues(k)
+EventualReadsCommitted == EventualReadsCommittedIn(ChosenPairs)
+
+-----------------------------------------------------------------------------
+(* Membership properties *)
+
+\* Every quorum of C1 and every quorum of C2 share a replica.
+QuorumsIntersect(C1, C2) ==
+    \A Q \in MinimalQuorumsOf(C1) : ~QuorumOf(C2, MembersOf(C2) \ Q)
+
+\* Leader r's ballot can still gather a quorum of its view: enough of the
+\* view's members have promised no higher ballot.
+CanDecide(r) ==
+    /\ role[r] = "leader"
+    /\ QuorumOf(View(r), {a \in Replicas : ballot[a] <= ballot[r]})
+
+(***************************************************************************)
+(* ConfigSafety: two configurations that can both form quorums in         *)
+(* overlapping ballots intersect.  The configurations that can form       *)
+(* quorums now are the views of the leaders whose ballots can still        *)
+(* gather a quorum, and the configuration of the chosen log (which every  *)
+(* future leader starts from): every two of them must have intersecting   *)
+(* quorums, or two leaders could choose different values for one slot.    *)
+(***************************************************************************)
+ConfigSafetyIn(chosen) ==
+    LET live == {r \in Replicas : CanDecide(r)}
+        cfgs == {View(r) : r \in live} \cup {ChosenConfigIn(chosen)}
+    IN \A C1, C2 \in cfgs : QuorumsIntersect(C1, C2)
+ConfigSafety == ConfigSafetyIn(ChosenTriples)
+
+\* A log replica never leads: every leader is a storage replica of its own
+\* view, with a B-tree.
+LogReplicaNeverLeads == \A r \in Replicas : role[r] = "leader" => IsStorage(r)
+
+\* A log replica never serves a read: whoever can serve a strong or an
+\* eventual read is a storage replica of its own view, with a B-tree.
+LogReplicaNeverServes ==
+    \A r \in Replicas : (CanStrongRead(r) \/ MayServeEventual(r)) => IsStorage(r)
+
+(***************************************************************************)
+(* An acknowledged write survives the replacement of any one member.  A   *)
+(* replacement is two changes through the log: a new incarnation joins    *)
+(* (as a log replica, or as a storage replica built from a snapshot) and  *)
+(* the old member leaves.  So: no quorum of the chosen configuration      *)
+(* lacks the write in its durable logs (each change is decided by such a  *)
+(* quorum, whose members then hold every earlier slot), and every B-tree  *)
+(* that has reached the write's slot, however it was built (from a        *)
+(* snapshot included), holds it there.  Not the stronger "every quorum    *)
+(* left after losing any one member": that holds only once the changes    *)
+(* catch up, not in every state (a leader commits on append).  Implied by *)
+(* Durability and StateMachineSafety; stated on its own because it is the *)
+(* paper's claim for healing, and the mutant SnapshotMissesSlot targets it.*)
+(***************************************************************************)
+AckedSurvivesReplacementIn(chosen) ==
+    LET cfg == ChosenConfigIn(chosen)
+        slotsOf(c) == {t[2] : t \in {t \in chosen : t[3] = c}}
+    IN \A c \in acked \cap WriteCmds : \A s \in slotsOf(c) :
+         /\ MeetsEveryQuorum(cfg, Holders(s, c))
+         /\ \A r \in Trees : Len(applied[r]) >= s => applied[r][s] = c
+AckedSurvivesReplacement == AckedSurvivesReplacementIn(ChosenTriples)
 
 =============================================================================

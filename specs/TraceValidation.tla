@@ -102,6 +102,10 @@ TVLeaseGrant(e) ==
     LeaseGrant(e.a, [type |-> "lease", bal |-> e.m.bal, left |-> e.m.left, from |-> e.m.from])
 TVStrongRead(e) == StrongRead(e.r, e.k)
 TVEventualRead(e) == EventualRead(e.r, e.k)
+TVAddMember(e) == AddMember(e.r, e.c) /\ Len(proposals'[e.r]) = e.s
+TVRemoveMember(e) == RemoveMember(e.r, e.c) /\ Len(proposals'[e.r]) = e.s
+TVPromoteMember(e) == PromoteMember(e.r, e.c) /\ Len(proposals'[e.r]) = e.s
+TVInstallSnapshot(e) == InstallSnapshot(e.x, e.src) /\ Len(applied'[e.x]) = e.upto
 TVCrash(e) == Crash(e.r)
 \* The spec's Crash is crash and restart in one step; the restart must find
 \* exactly the durable state the spec kept.
@@ -111,6 +115,12 @@ TVRestart(e) ==
     /\ UNCHANGED vars
 \* A quarantined replica takes no further step, which the spec allows.
 TVQuarantine(e) == UNCHANGED vars
+\* A killed node takes no further step either (the runner rejects a trace in which
+\* it does); its identity is never reused, which Fresh in the spec enforces.
+TVKill(e) == UNCHANGED vars
+\* The spec keeps every log entry (see the CHOICE on snapshots and truncated logs):
+\* a checkpoint changes nothing, but may only cover slots its replica has applied.
+TVCheckpoint(e) == e.upto <= Len(applied[e.rep]) /\ e.truncated <= e.upto /\ UNCHANGED vars
 
 (***************************************************************************)
 (* The acting replica's state after the step, as its trace line reports   *)
@@ -164,8 +174,9 @@ TraceDone == cursor > Len(Items) /\ UNCHANGED tvVars
 
 (***************************************************************************)
 (* The safety invariants of Replication, checked in every state of the   *)
-(* trace: Agreement, Durability, StateMachineSafety and LeaseExclusivity, *)
-(* with the chosen set computed once per state for all three that read it *)
+(* trace: Agreement, Durability, StateMachineSafety, LeaseExclusivity,    *)
+(* ConfigSafety and LogReplicaNeverLeads, with the chosen set computed    *)
+(* once per state for all that read it                                    *)
 (* (the base spec's *In operators).  The first that fails is printed.    *)
 (***************************************************************************)
 Holds(name, cond) == cond \/ (PrintT(<<"tv-violated", name>>) /\ FALSE)
@@ -177,6 +188,8 @@ TraceSafety ==
        /\ Holds("Durability", DurabilityIn(triples))
        /\ Holds("StateMachineSafety", StateMachineSafetyIn(pairs))
        /\ Holds("LeaseExclusivity", LeaseExclusivity)
+       /\ Holds("ConfigSafety", ConfigSafetyIn(triples))
+       /\ Holds("LogReplicaNeverLeads", LogReplicaNeverLeads)
 
 TraceNextOrDoneVia(Step(_)) == TraceNextVia(Step) \/ TraceDone
 =============================================================================

@@ -10,6 +10,7 @@ from conformance.monitor import Monitor
 from conformance.trace_loader import event_from_obj
 from reference.actions import ACTIONS
 from reference.cluster import SimConfig, World
+from reference.trace_events import FORMAT_VERSION
 
 DUR, MARGIN = 1_000_000, 9_000
 R = ["r1", "r2", "r3"]
@@ -27,8 +28,8 @@ class Events:
         self.seq[node] += 1
         if action == "Restart":
             args.setdefault("digest", "00000000")
-        obj = {"action": action, "v": 2, "node": node, "replica": node, "seq": self.seq[node],
-               "real": real, "clock": real if clock is None else clock,
+        obj = {"action": action, "v": FORMAT_VERSION, "node": node, "replica": node,
+               "seq": self.seq[node], "real": real, "clock": real if clock is None else clock,
                "kind": ACTIONS[action].kind, "args": args}
         if ACTIONS[action].post:
             obj["post"] = POST  # the monitor does not read it; trace validation does
@@ -144,8 +145,9 @@ def test_linearizability_strong_read_before_applying_acknowledged_writes() -> No
 
 
 def crash(node: str, seq: int) -> object:
-    return event_from_obj({"action": "Crash", "v": 2, "node": node, "replica": node, "seq": seq,
-                           "clock": 0, "kind": "spec", "args": {"r": node}, "post": POST})
+    return event_from_obj({"action": "Crash", "v": FORMAT_VERSION, "node": node, "replica": node,
+                           "seq": seq, "clock": 0, "kind": "spec", "args": {"r": node},
+                           "post": POST})
 
 
 def test_bad_events_are_errors_not_violations() -> None:

@@ -16,13 +16,16 @@ from conformance.trace_loader import (
     event_to_obj,
     load_events,
     load_trace_dir,
+    member_kinds,
+    members_of,
     read_config,
 )
-from reference.trace_events import action_of
+from reference.trace_events import FORMAT_VERSION, action_of
 
 POST = {"bal": 1, "role": "follower", "top": 0, "applied": 0, "lease": False}
-GOOD: dict[str, Any] = {"action": "Phase1a", "v": 2, "node": "r1", "replica": "r1", "seq": 1,
-                        "clock": 5, "real": 6, "kind": "spec", "args": {"r": "r1", "b": 1},
+GOOD: dict[str, Any] = {"action": "Phase1a", "v": FORMAT_VERSION, "node": "r1",
+                        "replica": "r1", "seq": 1, "clock": 5, "real": 6, "kind": "spec",
+                        "args": {"r": "r1", "b": 1},
                         "post": {**POST, "role": "candidate"}}
 SAMPLE = Path(__file__).resolve().parents[2] / "traces" / "samples" / "crashes-seed7"
 
@@ -89,7 +92,7 @@ def test_config_must_be_an_object_of_a_known_version(tmp_path: Path) -> None:
     with pytest.raises(TraceInputError, match="unsupported format version 1"):
         read_config(tmp_path)
     with pytest.raises(TraceInputError, match="no trace-"):
-        (tmp_path / "config.json").write_bytes(b'{"format": 2}')
+        (tmp_path / "config.json").write_bytes(b'{"format": %d}' % FORMAT_VERSION)
         load_trace_dir(tmp_path)
 
 
@@ -107,4 +110,27 @@ def test_events_merge_by_real_time_and_round_trip(tmp_path: Path) -> None:
 def test_the_committed_sample_loads() -> None:
     events, config = load_trace_dir(SAMPLE)
     lines = sum(len(p.read_bytes().splitlines()) for p in SAMPLE.glob("trace-*.jsonl"))
-    assert len(events) == lines and config["format"] == 2
+    assert len(events) == lines and config["format"] == FORMAT_VERSION
+
+
+def test_member_kinds_read_members_and_fall_back_to_replicas() -> None:
+    cfg = {"members": [{"id": "r1", "node": "n1", "incarnation": 1, "kind": "storage"},
+                       {"id": "x9", "node": "n2", "incarnation": 2, "kind": "log"},
+                       {"id": "r4", "node": "n4", "incarnation": 1, "kind": "none"}]}
+    assert member_kinds(cfg) == {"r1": "storage", "x9": "log", "r4": "none"}
+    assert members_of(cfg) == ["r1", "x9", "r4"]
+    assert member_kinds({"replicas": 2}) == {"r1": "storage", "r2": "storage"}
+
+
+@pytest.mark.parametrize(("members", "reason"), [
+    ("r1", "must be a list"),
+    ([{"id": "r1", "kind": "leader"}], "kind must be one of"),
+    ([{"id": "", "kind": "storage"}], "non-empty string"),
+    ([{"id": "r1", "kind": "storage"}, {"id": "r1", "kind": "log"}], "listed twice"),
+    ([{"id": "a", "node": "n1", "incarnation": 1, "kind": "storage"},
+      {"id": "b", "node": "n1", "incarnation": 1, "kind": "storage"}], "both incarnation"),
+    ([{"id": "r1", "kind": "none"}], "has no member"),
+])
+def test_member_kinds_reject_bad_members(members: Any, reason: str) -> None:
+    with pytest.raises(TraceInputError, match=reason):
+        member_kinds({"members": members})

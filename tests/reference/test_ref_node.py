@@ -14,7 +14,7 @@ from reference.messages import Command
 from reference.node import NodeConfig
 from reference.pump import Pump
 from reference.storage import M, N, Put, S, encode_op
-from reference.trace_events import TraceEvent
+from reference.trace_events import FORMAT_VERSION, TraceEvent
 
 SECOND = 1_000_000
 
@@ -36,7 +36,7 @@ def events(sink: io.BytesIO) -> list[dict[str, Any]]:
     for line in lines:
         _LINE.decode(line)  # raises on anything not a valid event of this format version
     out: list[dict[str, Any]] = [msgspec.json.decode(line) for line in lines]
-    assert all(e["v"] == 2 for e in out)
+    assert all(e["v"] == FORMAT_VERSION for e in out)
     return out
 
 

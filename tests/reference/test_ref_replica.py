@@ -363,6 +363,8 @@ def test_phase2b_disabled() -> None:
     assert unchanged(r, r.phase2b(Phase2aMsg(3, 2, NOOP, "a")), before)  # slot 1 not in b=3
     assert unchanged(r, r.phase2b(Phase2aMsg(3, 3, NOOP, "a")), before)  # hole at slot 2
     assert unchanged(r, r.phase2b(Phase2aMsg(5, 1, NOOP, "b")), before)  # its own message
+    # A non-member accepts only once the ballot's leader has proposed adding it
+    # (spec Joining; tests/reference/test_ref_membership.py).
     outsider = rep("c", {"a": "storage", "b": "storage", "c": "none"})
     before = snapshot(outsider)
     assert unchanged(outsider, outsider.phase2b(Phase2aMsg(5, 1, NOOP, "a")), before)

@@ -49,7 +49,7 @@ def test_same_seed_gives_byte_identical_output(tmp_path: Path) -> None:
 
 def test_schedule_names_are_all_tested() -> None:
     assert set(FAULT_SCHEDULES) == {"none", "crashes", "partitions", "flaky-network",
-                                    "clock-drift", "disk-faults"}
+                                    "clock-drift", "disk-faults", "heal"}
 
 
 def test_none() -> None:

@@ -1,0 +1,129 @@
+----------------------------- MODULE MC_Reconfig -----------------------------
+(***************************************************************************)
+(* Bounds Replication's membership change for TLC: three storage replicas *)
+(* and one spare incarnation r4 (or r4 already a log replica), change      *)
+(* commands listed in Ops, and the seeded bugs of issue 9.  The hooks of   *)
+(* MC_Replication (EarlyAck, NoRecovery, ...) stay available.              *)
+(***************************************************************************)
+EXTENDS MC_Replication
+
+CONSTANT r4
+
+RCReplicas == {r1, r2, r3, r4}
+
+\* r1..r3 storage replicas, r4 a spare node (a fresh incarnation).
+RCInitSpare == [r \in RCReplicas |-> IF r = r4 THEN "none" ELSE "storage"]
+\* r1..r3 storage replicas, r4 a log replica (a group already healing).
+RCInitLog == [r \in RCReplicas |-> IF r = r4 THEN "log" ELSE "storage"]
+
+Put      == [op |-> "put", key |-> "k", val |-> 1, expect |-> Absent]
+AddLog4  == [op |-> "add", who |-> r4, kind |-> "log"]
+Promote4 == [op |-> "promote", who |-> r4]
+Remove1  == [op |-> "remove", who |-> r1]
+Remove3  == [op |-> "remove", who |-> r3]
+Remove4  == [op |-> "remove", who |-> r4]
+Readd3   == [op |-> "add", who |-> r3, kind |-> "log"]
+
+\* Fast healing (paper section 3): a write, then a log replica restores a
+\* full-strength quorum, then takes over as a storage replica once it has a
+\* B-tree snapshot (replace-with-storage), all while leaders may crash.
+RCOpsHeal == << Put, AddLog4, Promote4 >>
+\* A write, then a log replica joins.
+RCOpsAdd == << Put, AddLog4 >>
+\* A write, then log replica r4 is promoted once it has a snapshot.
+RCOpsPromote == << Put, Promote4 >>
+\* The whole healing sequence of reference/healing.py: a write; storage
+\* replica r3 has failed, so spare r4 joins as a log replica (full strength
+\* again), r3 is removed, and r4 is promoted once it has a B-tree snapshot.
+RCOpsHealFull == << Put, AddLog4, Remove3, Promote4 >>
+\* The failed member leaves: r4 (a log replica) is promoted, r3 removed.
+RCOpsReplace == << Put, Promote4, Remove3 >>
+\* Two changes that, both in flight, leave the majorities of the old and
+\* the new configuration disjoint: {r1,r2,r3} -> +r4 -> -r1.
+RCOpsTwoChanges == << Put, AddLog4, Remove1 >>
+\* Two competing removals from a 4-member group.
+RCOpsCompeting == << Put, Remove3, Remove4 >>
+\* A write, then r3 leaves a group with log replica r4.
+RCOpsRemove == << Put, Remove3 >>
+\* Remove r3, then add it back under the same identity.
+RCOpsReadd == << Put, Remove3, Readd3 >>
+
+\* Symmetry: r1, r2 and r3 play the same part when the changes name only r4;
+\* r1 and r2 in every RCOps above.
+RCSymmetry3 == Permutations({r1, r2, r3})
+RCSymmetry == Permutations({r1, r2})
+\* r2 and r3, when a change names r1 (RCOpsTwoChanges).
+RCSymmetry23 == Permutations({r2, r3})
+
+(***************************************************************************)
+(* Scenario bounds for the mutants whose bugs need three elections: which *)
+(* ballots each replica may start (a state constraint), and no crashes    *)
+(* (NoCrashSpec: leaders are deposed by higher ballots instead).  They    *)
+(* prune interleavings, never the steps of the bug's scenario, so a BFS   *)
+(* reaches the bug's depth; the correct spec passes under the same bounds.*)
+(***************************************************************************)
+\* r1 starts ballots 1 and 3, r2 ballot 2; no one else starts one.
+RCBallotPlan == (r1 :> {1, 3}) @@ (r2 :> {2}) @@ (r3 :> {}) @@ (r4 :> {})
+RCScenario == \A r \in Replicas : role[r] # "follower" => ballot[r] \in RCBallotPlan[r]
+
+(***************************************************************************)
+(* Every safety property at once, over one computation of the chosen set   *)
+(* (TLC evaluates each invariant separately, and the chosen set with      *)
+(* configurations is the costly part).  Models whose search is long check *)
+(* this; when it fails, rerun with the properties listed one by one to    *)
+(* name the culprit (check-models does so itself).                        *)
+(***************************************************************************)
+AllSafety ==
+    LET chosen == ChosenTriples
+        pairs  == PairsOf(chosen)
+    IN /\ AgreementIn(pairs)
+       /\ DurabilityIn(chosen)
+       /\ StateMachineSafetyIn(pairs)
+       /\ LinearizabilityIn(pairs)
+       /\ EventualReadsCommittedIn(pairs)
+       /\ ConfigSafetyIn(chosen)
+       /\ AckedSurvivesReplacementIn(chosen)
+
+\* Reachability probes for the simulation runs (an invariant that fails once a
+\* model reaches the state it names, to show a run got there).
+NotPromotedYet == \A r \in Replicas : ~(IsStorage(r) /\ ~InitConfig[r] = "storage")
+NotJoinedYet == \A r \in Replicas : InitConfig[r] = "none" => ~IsMember(r)
+NotRemovedYet == \A r \in Replicas : InitConfig[r] = "storage" => IsMember(r)
+
+(***************************************************************************)
+(* Seeded bugs of membership change.                                      *)
+(***************************************************************************)
+\* TwoChangesInFlight: a leader proposes a change while another is pending.
+AnyChangePending(r) == TRUE
+
+\* ChangeBeforeOwnCommit: a new leader proposes a change before committing
+\* anything in its own ballot (the bug Ongaro reported for Raft in 2015).
+NoOwnCommitNeeded(r) == TRUE
+
+\* ReaddOldIncarnation: a removed identity may be added again, and comes back
+\* with an empty disk (a reprovisioned node reusing its old name).
+FreshIfNotMember(r, x) == View(r)[x] = "none"
+EmptyBallot(x)  == 0
+EmptyLog(x)     == [s \in Slots |-> EmptyEntry]
+EmptyGranted(x) == 0
+
+\* RemovedVoteCounts: votes of replicas the configuration removed still count.
+CountAllVotes(C, S) == S
+
+\* LogReplicaLeads: a log replica (with or without a B-tree) may lead.
+AnyMemberLeads(k, tree) == k # "none"
+
+\* LogReplicaServes: a log replica that holds a snapshot serves eventual reads.
+TreeServes(r) == hasTree[r]
+
+\* SnapshotMissesSlot: the snapshot copied to a new storage replica misses
+\* the last slot it covers (a no-op in its place, as if the copy
+\* were cut at the commit index before the B-tree caught up).
+SnapshotWithHole(src, n) ==
+    IF n = 0 THEN << >>
+    ELSE [SubSeq(applied[src], 1, n) EXCEPT ![n] = NoOp]
+
+\* RaftStyleElection: promises are counted against the recovered log's latest
+\* configuration only, as Raft does (Raft is saved by its vote restriction).
+LatestConfigOnly(r, rec) == {CfgOf(rec)}
+=============================================================================
