@@ -91,3 +91,30 @@ def test_bad_manifest_is_one_line_and_exit_2(tmp_path: Path) -> None:
 def _replicas_constants() -> dict[str, str]:
     from conformance.manifest import cfg_constants
     return cfg_constants(FIXTURES / "Replicas.cfg")
+
+
+def test_two_jobs_run_every_model_and_keep_the_manifest_order(
+        tmp_path: Path, counter_constants: dict[str, str]) -> None:
+    manifest = write_manifest(tmp_path, [
+        model("Counter", "correct", "ok", constants=counter_constants, distinct_states=5,
+              seconds=1.0),
+        model("Counter2", "correct", "ok", constants=counter_constants, distinct_states=5,
+              seconds=9.0),
+        model("Counter3", "correct", "ok", constants=counter_constants, distinct_states=6)])
+    code, out = run(["--manifest", str(manifest), "--set", "ci", "--jobs", "2",
+                     "--out", str(tmp_path / "b")])
+    assert code == 1, out  # Counter3 pins a wrong count: a failure in one lane still counts
+    rows = json.loads((tmp_path / "b" / "check-models.json").read_text())
+    assert [r["model"] for r in rows] == ["Counter", "Counter2", "Counter3"]
+    assert [r["outcome"] for r in rows] == ["ok", "ok", "ok"]
+
+
+def test_a_finished_simulation_without_a_violation_is_ok(
+        tmp_path: Path, counter_constants: dict[str, str]) -> None:
+    manifest = write_manifest(tmp_path, [
+        model("Counter", "correct", "ok", constants=counter_constants,
+              tlc_args=["-simulate", "num=20", "-depth", "10", "-seed", "1"])])
+    code, out = run(["--manifest", str(manifest), "--set", "ci", "--out", str(tmp_path / "b")])
+    assert code == 0, out
+    [row] = json.loads((tmp_path / "b" / "check-models.json").read_text())
+    assert row["outcome"] == "ok"

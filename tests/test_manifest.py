@@ -56,7 +56,9 @@ def test_every_claimed_property_is_caught_by_some_mutant_in_ci() -> None:
     caught = {m.expected for m in MANIFEST.select("ci") if m.kind == "mutant"}
     spec = (SPECS / "Replication.tla").read_text()
     for prop in ("Agreement", "Durability", "StateMachineSafety", "LeaseExclusivity",
-                 "Linearizability", "EventualReadsCommitted", "EventuallyLease"):
+                 "Linearizability", "EventualReadsCommitted", "EventuallyLease",
+                 "ConfigSafety", "LogReplicaNeverLeads", "LogReplicaNeverServes",
+                 "AckedSurvivesReplacement"):
         assert prop in caught, prop
         assert prop in spec or prop in (SPECS / "MC_Replication.tla").read_text()
 
@@ -66,7 +68,19 @@ def test_every_seeded_bug_of_the_issue_has_a_mutant_in_ci() -> None:
     assert ci_mutants >= {
         "Mutant_NoLeaseWait", "Mutant_NoDriftMargin", "Mutant_EarlyAck",
         "Mutant_NoRecovery", "Mutant_ApplyUncommitted", "Mutant_NoPersist",
-        "Mutant_RenewOnlyHeld"}
+        "Mutant_RenewOnlyHeld", "Mutant_TwoChangesInFlight", "Mutant_LogReplicaLeads",
+        "Mutant_LogReplicaServes", "Mutant_SnapshotMissesSlot"}
+
+
+def test_three_ballots_and_membership_bugs_have_mutants_in_the_standard_set() -> None:
+    standard = {m.name: m for m in MANIFEST.select("standard")}
+    assert standard["Mutant_RecoverLowestBallot"].constants["MaxBallot"] == "3"
+    assert {"Reconfig", "Mutant_RemovedVoteCounts", "Mutant_RecoverLowestBallot"} <= set(standard)
+    # A simulation in the standard set is seeded and bounded, so it is deterministic.
+    for m in standard.values():
+        if "-simulate" in m.tlc_args:
+            assert "-seed" in m.tlc_args and "-depth" in m.tlc_args, m.name
+            assert any(a.startswith("num=") for a in m.tlc_args), m.name
 
 
 def test_state_constraints_in_a_cfg_are_rejected(tmp_path: Path) -> None:
