@@ -747,14 +747,15 @@ class Monitor:
                                        f"committed: two changes in flight")
         kind = view.get(x, "none")
         if op == "add":
-            old = (self.initial.get(x, "none") != "none" or x in self.killed
-                   or x in self.removed or x not in self.r)
+            # A killed id that was never a member may still be added: the leader cannot
+            # know the node died, and adding a dead incarnation is useless, not unsafe.
+            old = (self.initial.get(x, "none") != "none" or x in self.removed
+                   or x not in self.r)
             if kind != "none":
                 self._fail("ConfigSafety", f"{node} adds {x}, already a {kind} member of "
                                            f"its view")
             elif old:
-                why = ("killed" if x in self.killed else "not a replica id of the run"
-                       if x not in self.r else "a member before")
+                why = "not a replica id of the run" if x not in self.r else "a member before"
                 self._fail("Agreement", f"{node} adds {x} ({why}): an old incarnation, not a "
                                         f"fresh one")
             if c.kind == "storage" and x in self.r and not self.r[x].tree:

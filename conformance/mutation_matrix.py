@@ -10,16 +10,28 @@ layer may flag) it runs:
   ``linearizability``, ``z3-leases`` (could the logged leases have overlapped?) and
   ``tlc`` (trace validation of the first ``TLC_EVENTS`` events).
 
+The membership bugs (``MEMBERSHIP_BUGS``, issue 9: log replicas, membership change,
+healing) run on a second scenario, ``heal`` (``heal_config``/``heal_script``): a
+follower is killed for good and the leader heals the group with a spare, and the
+script adds the two situations healing alone does not reach (a log replica trying to
+lead, and a change proposed while another cannot commit). The correct implementation
+runs on both scenarios; the Hypothesis layer is not run for membership bugs (a
+missed bug costs a whole CI-profile run).
+
 The scenario is one run per seed, repeated with the next seed while some layer has
 not caught the bug (up to ``seeds``); a layer's seconds add up the scenario runs and
 its own checking until it first caught the bug.
 
-Rows: ``{bug, layer, caught, seconds, detail}``; written to build/mutation-matrix.json.
+Rows: ``{bug, layer, caught, seconds, detail, scenario}``; written to
+build/mutation-matrix.json.
 """
 
 from __future__ import annotations
+import __future__
 
+import inspect
 import io
+import textwrap
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -34,8 +46,11 @@ from conformance.monitor import Monitor
 from conformance.stateful import PROFILES, ReplicationMachine
 from conformance.trace_loader import Located, event_to_obj, read_trace
 from conformance.trace_validation import TimingConfig, validate_events
+from reference import replica as replica_mod
 from reference.client import HistoryRecord
-from reference.cluster import SimConfig, World, replica_names
+from reference.cluster import SimConfig, World
+from reference.healing import HealConfig
+from reference.messages import Change
 from reference.node import NodeConfig
 from reference.workload import WorkloadConfig
 
@@ -51,10 +66,13 @@ class Row:
     caught: bool
     seconds: float
     detail: str = ""
+    scenario: str = "lease"
+    """The scripted scenario the scenario layers ran ("lease" or "heal")."""
 
     def to_json(self) -> dict[str, Any]:
         return {"bug": self.bug, "layer": self.layer, "caught": self.caught,
-                "seconds": round(self.seconds, 2), "detail": self.detail}
+                "seconds": round(self.seconds, 2), "detail": self.detail,
+                "scenario": self.scenario}
 
 
 def scenario_config(seed: int) -> SimConfig:
@@ -101,6 +119,135 @@ def script(world: World) -> None:
     sim.schedule_at(3_300_000, crash_follower)
 
 
+# --- membership bugs (issue 9) ---------------------------------------------------------
+#
+# Seeded the way conformance/mutants.py seeds its bugs (a seam of ``Replica`` replaced
+# for the duration of ``mutants.active``), registered in ``mutants.BUGS`` on import so
+# that ``mutants.active`` and ``dynaspec mutation-matrix --bug`` know them. They run on
+# the ``heal`` scenario (``heal_config``/``heal_script``), not the lease scenario.
+
+
+def _patched_method(name: str, old: str, new: str) -> Any:
+    """``Replica.<name>`` with the source text ``old`` replaced by ``new`` (exactly once,
+    so that a change to the reference that moves the seam fails loudly here)."""
+    src = textwrap.dedent(inspect.getsource(getattr(replica_mod.Replica, name)))
+    if src.count(old) != 1:
+        raise RuntimeError(f"seeded bug: Replica.{name} no longer contains {old!r} once")
+    src = src.replace(old, new)
+    namespace: dict[str, Any] = {}
+    # In the reference module's globals (its decorators and names), with its postponed
+    # annotations.
+    exec(compile(src, f"<seeded Replica.{name}>", "exec",
+                 flags=__future__.annotations.compiler_flag, dont_inherit=True),
+         vars(replica_mod), namespace)
+    return namespace[name]
+
+
+def _two_changes_in_flight() -> list[tuple[Any, str, Any]]:
+    # may_change without "every configuration command proposed is committed".
+    return [(replica_mod.Replica, "may_change", _patched_method(
+        "may_change", "and all(s <= v.committed_upto for s in v.config_slots)", ""))]
+
+
+def _removed_vote_counts() -> list[tuple[Any, str, Any]]:
+    # Every vote counts, a removed (or never added) replica's too: the numerator is no
+    # longer restricted to the deciding view's members (spec CountAllVotes).
+    def commit_quorum(self: replica_mod.Replica, votes: set[str]) -> bool:
+        return 2 * len(votes) > len(self._quorum_members())
+
+    return [(replica_mod.Replica, "commit_quorum", commit_quorum)]
+
+
+def _log_replica_leads() -> list[tuple[Any, str, Any]]:
+    # Any member (a log replica too) may start an election and win it (spec
+    # AnyMemberLeads); a B-tree is still needed to lead.
+    return [
+        (replica_mod.Replica, "phase1a", _patched_method(
+            "phase1a", 'self.kind() != "storage"', 'self.kind() == "none"')),
+        (replica_mod.Replica, "election", _patched_method(
+            "election", 'cfg.get(self.node_id) != "storage"', 'cfg.get(self.node_id) == "none"')),
+    ]
+
+
+def _snapshot_misses_slot() -> list[tuple[Any, str, Any]]:
+    # The installer takes the copy to cover one slot more than it does (as if cut at
+    # the commit index before the B-tree caught up): that slot is never applied there.
+    # (A trace carries no snapshot contents, so the slot numbers are what can tell.)
+    return [(replica_mod.Replica, "install_snapshot", _patched_method(
+        "install_snapshot", "self.applied = snap.upto", "self.applied = snap.upto + 1"))]
+
+
+MEMBERSHIP_BUGS: dict[str, mutants.Bug] = {b.name: b for b in (
+    mutants.Bug("TwoChangesInFlight", "TwoChangesInFlight",
+                "a leader proposes a change while another is uncommitted",
+                _two_changes_in_flight),
+    mutants.Bug("RemovedVoteCounts", "RemovedVoteCounts",
+                "votes of replicas the configuration removed still count", _removed_vote_counts),
+    mutants.Bug("LogReplicaLeads", "LogReplicaLeads",
+                "a log replica may start an election and lead", _log_replica_leads),
+    mutants.Bug("SnapshotMissesSlot", "SnapshotMissesSlot",
+                "a snapshot copy misses the last slot it claims to cover",
+                _snapshot_misses_slot),
+)}
+for _b in MEMBERSHIP_BUGS.values():
+    mutants.BUGS.setdefault(_b.name, _b)
+
+
+def heal_config(seed: int) -> SimConfig:
+    """A follower is killed for good at 1 s; the leader heals the group with a log
+    replica on the spare (add, remove the dead one, snapshot, promote) by ~3.5 s. Light
+    load and a short run keep TLC's trace validation of the whole run short."""
+    heal = HealConfig(kill_at_us=HEAL_KILL_AT_US, unhealthy_after_us=1 * SECOND)
+    return SimConfig(seed=seed, faults="heal", clients=1, duration_us=HEAL_KILL_AT_US + 4 * SECOND,
+                     settle_us=500_000, workload=WorkloadConfig(keys=4, think_us=300_000),
+                     node=NodeConfig(heal=heal))
+
+
+HEAL_KILL_AT_US = 1 * SECOND
+
+
+def heal_script(world: World) -> None:
+    """On top of the healing: while the new replica is a log replica holding a B-tree
+    (between its snapshot and its promotion) it tries once to start an election (a
+    correct replica refuses); after healing, the leader removes a live follower while
+    the link to the remaining one is down (so only the removed one's vote could commit
+    the change) and, 100 ms later, the one behind the cut link too (a second change in
+    flight); the link comes back 1 s after the cut."""
+    sim = world.sim
+    tried: set[str] = set()
+
+    def log_replica_elects() -> None:
+        for name, node in world.nodes.items():
+            r = node.replica
+            if node.state == "up" and name not in tried and r.has_btree and r.kind() == "log":
+                tried.add(name)
+                world.note(f"{name} (log replica) tries an election")
+                node._step(r.phase1a(r.next_ballot(), node.now()))
+        if sim.now < HEAL_KILL_AT_US + 3 * SECOND:
+            sim.schedule(1_000, log_replica_elects)
+
+    def remove_a_live_follower() -> None:
+        leader = world.leader()
+        if leader is None:
+            return
+        r = world.nodes[leader].replica
+        view = r.leader_view
+        others = sorted(m for m, k in view.items() if k == "storage" and m != leader
+                        and world.nodes[m].state == "up")
+        if len(others) < 2:
+            return
+        keep, drop = others[-1], others[0]
+        world.note(f"cut {leader}-{keep}; remove {drop}")
+        world.net.partition([leader], [keep])
+        world.nodes[leader].propose_change(Change("remove", drop))
+        # A second change while the first cannot commit (a correct leader refuses it).
+        sim.schedule(100_000, world.nodes[leader].propose_change, Change("remove", keep))
+        sim.schedule(1_000_000, world.heal)
+
+    sim.schedule_at(HEAL_KILL_AT_US + 1 * SECOND, log_replica_elects)
+    sim.schedule_at(HEAL_KILL_AT_US + 3 * SECOND, remove_a_live_follower)
+
+
 @dataclass(slots=True)
 class ScenarioRun:
     events: list[Located]
@@ -108,16 +255,30 @@ class ScenarioRun:
     timing: TimingConfig
     replicas: list[str]
     seconds: float
+    kinds: dict[str, str]
+    """Every replica id of the run (spares too) and its kind at the start."""
 
 
-def run_scenario(seed: int, bug: str | None) -> ScenarioRun:
-    cfg = scenario_config(seed)
-    names = replica_names(cfg.replicas)
+SCENARIOS: dict[str, tuple[Callable[[int], SimConfig], Callable[[World], None]]] = {
+    "lease": (scenario_config, script),
+    "heal": (heal_config, heal_script),
+}
+
+
+def scenario_of(bug: str | None) -> str:
+    return "heal" if bug in MEMBERSHIP_BUGS else "lease"
+
+
+def run_scenario(seed: int, bug: str | None, scenario: str | None = None) -> ScenarioRun:
+    make_config, make_script = SCENARIOS[scenario or scenario_of(bug)]
+    cfg = make_config(seed).effective()
+    names = cfg.ids()  # spares write traces too
+    kinds: dict[str, str] = dict(cfg.initial_members())
     sinks = {n: io.BytesIO() for n in names}
     started = time.perf_counter()
     with mutants.active(bug):
         world = World(cfg, sinks, check_config=require_lease_safety)  # type: ignore[arg-type]
-        script(world)
+        make_script(world)
         world.run()
     seconds = time.perf_counter() - started
     merged: list[tuple[int, int, int, Located]] = []
@@ -129,14 +290,14 @@ def run_scenario(seed: int, bug: str | None) -> ScenarioRun:
     rc = cfg.replica_config()
     timing = TimingConfig(rc.lease_dur_us, rc.lease_margin_us, rc.max_drift_us,
                           rc.renew_ahead_us)
-    return ScenarioRun([m[3] for m in merged], world.history, timing, names, seconds)
+    return ScenarioRun([m[3] for m in merged], world.history, timing, names, seconds, kinds)
 
 
 # --- layers over a scenario run ---------------------------------------------------------
 
 
 def _monitor(run: ScenarioRun) -> tuple[bool, str]:
-    mon = Monitor(run.replicas, run.timing.lease_dur_us, run.timing.lease_margin_us)
+    mon = Monitor(run.kinds, run.timing.lease_dur_us, run.timing.lease_margin_us)
     for loc in run.events:
         mon.step(loc.event, loc.where)
         if mon.violations:
@@ -166,7 +327,8 @@ def _z3_leases(run: ScenarioRun) -> tuple[bool, str]:
 
 
 def _tlc(run: ScenarioRun) -> tuple[bool, str]:
-    res = validate_events(run.events[:TLC_EVENTS], run.timing, replicas=run.replicas)
+    res = validate_events(run.events[:TLC_EVENTS], run.timing, replicas=list(run.kinds),
+                          kinds=run.kinds)
     return (not res.ok), res.message
 
 
@@ -197,39 +359,55 @@ def _hypothesis(bug: str | None, profile: str) -> tuple[bool, float, str]:
 def run_matrix(bugs: Sequence[str | None], layers: Sequence[str] = LAYERS, *,
                seeds: int = 3, profile: str = "ci",
                log: Callable[[str], None] | None = None) -> list[Row]:
+    """Every bug on its scenario (membership bugs: ``heal``; the others: ``lease``); the
+    correct implementation on both. The Hypothesis layer runs for the bugs of
+    conformance/mutants.py only (a membership bug's row says it was not run: a full CI
+    profile per bug would double the matrix's time)."""
     rows: list[Row] = []
+
+    def emit(row: Row) -> None:
+        rows.append(row)
+        if log:
+            where = "" if row.scenario == "lease" else f" [{row.scenario}]"
+            log(f"{row.bug:<18} {row.layer:<16} {'CAUGHT' if row.caught else 'missed'} "
+                f"{row.seconds:6.1f}s{where} {row.detail[:100]}")
+
     for bug in bugs:
         label = bug or "none"
         if "hypothesis" in layers:
-            caught, secs, detail = _hypothesis(bug, profile)
-            rows.append(Row(label, "hypothesis", caught, secs, detail))
-            if log:
-                log(f"{label:<17} hypothesis       {'CAUGHT' if caught else 'missed'} "
-                    f"{secs:6.1f}s {detail[:100]}")
-        wanted = [x for x in layers if x in SCENARIO_LAYERS]
-        spent = dict.fromkeys(wanted, 0.0)
-        found: dict[str, Row] = {}
-        for seed in range(1, seeds + 1):
-            if all(x in found for x in wanted):
-                break
-            run = run_scenario(seed, bug)
-            for layer in wanted:
-                if layer in found:
-                    continue
-                started = time.perf_counter()
-                caught, detail = SCENARIO_LAYERS[layer](run)
-                spent[layer] += run.seconds + time.perf_counter() - started
-                if caught:
-                    found[layer] = Row(label, layer, True, spent[layer],
-                                       f"seed {seed}: {detail}")
-        for layer in wanted:
-            row = found.get(layer) or Row(label, layer, False, spent[layer],
-                                          f"not caught in {seeds} scenario runs")
-            rows.append(row)
-            if log:
-                log(f"{label:<17} {layer:<16} {'CAUGHT' if row.caught else 'missed'} "
-                    f"{row.seconds:6.1f}s {row.detail[:100]}")
+            if bug in MEMBERSHIP_BUGS:
+                emit(Row(label, "hypothesis", False, 0.0, "not run (membership bug)", "heal"))
+            else:
+                caught, secs, detail = _hypothesis(bug, profile)
+                emit(Row(label, "hypothesis", caught, secs, detail))
+        scenarios = list(SCENARIOS) if bug is None else [scenario_of(bug)]
+        for scenario in scenarios:
+            for row in _scenario_rows(bug, label, scenario, layers, seeds):
+                emit(row)
     return rows
+
+
+def _scenario_rows(bug: str | None, label: str, scenario: str, layers: Sequence[str],
+                   seeds: int) -> list[Row]:
+    wanted = [x for x in layers if x in SCENARIO_LAYERS]
+    spent = dict.fromkeys(wanted, 0.0)
+    found: dict[str, Row] = {}
+    for seed in range(1, seeds + 1):
+        if all(x in found for x in wanted):
+            break
+        run = run_scenario(seed, bug, scenario)
+        for layer in wanted:
+            if layer in found:
+                continue
+            started = time.perf_counter()
+            caught, detail = SCENARIO_LAYERS[layer](run)
+            spent[layer] += run.seconds + time.perf_counter() - started
+            if caught:
+                found[layer] = Row(label, layer, True, spent[layer], f"seed {seed}: {detail}",
+                                   scenario)
+    return [found.get(layer) or Row(label, layer, False, spent[layer],
+                                    f"not caught in {seeds} scenario runs", scenario)
+            for layer in wanted]
 
 
 def verdict(rows: Sequence[Row], min_layers: int = 2) -> list[str]:
@@ -250,4 +428,5 @@ def verdict(rows: Sequence[Row], min_layers: int = 2) -> list[str]:
     return problems
 
 
-__all__ = ["LAYERS", "Row", "run_matrix", "run_scenario", "verdict"]
+__all__ = ["LAYERS", "MEMBERSHIP_BUGS", "Row", "heal_config", "heal_script", "run_matrix",
+           "run_scenario", "verdict"]

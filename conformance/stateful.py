@@ -1,12 +1,20 @@
 """Hypothesis state machine: clients and faults drive a simulated group; the monitor
 checks the spec's invariants after every step.
 
-Each example builds a ``World`` (3 replicas, no background workload) from a drawn
-seed. Rules issue client operations on three keys (asynchronously: they complete
-as simulated time passes), inject faults (crash, restart, partition, heal,
-one-way link failure, clock skew, WAL bit rot on a down replica) and advance
-time. Swarm testing: every example enables a random subset of the fault kinds, so
-some examples hammer one kind of fault and others none.
+Each example builds a ``World`` (3 replicas, a spare node with the membership
+rules, no background workload) from a drawn seed. Rules issue client operations
+on three keys (asynchronously: they complete as simulated time passes), inject
+faults (crash, restart, partition, heal, one-way link failure, clock skew, WAL bit
+rot on a down replica) and advance time. Swarm testing: every example enables a
+random subset of the fault kinds, so some examples hammer one kind of fault and
+others none.
+
+Membership (issue 9; half of the examples, swarm flag ``membership``): add a spare
+as a log replica, or as a storage replica once a snapshot copy reached it; replace
+a log replica by a storage one (snapshot copy, then promote); remove a member; kill
+a node for good (once per example). The rules go through the leader
+(``ReplicaNode.propose_change``), which refuses what it may not do, and interleave
+with the client operations, leader changes and faults.
 
 After every rule the invariant runs: the live monitor must have no violation,
 and at most one replica may hold a lease at the current instant (evaluated
@@ -18,7 +26,9 @@ Rare situations are reported with ``hypothesis.event`` (see
 ``--hypothesis-show-statistics``): a leader whose lease expired while it still
 led, a leader change while a write was in flight, a crash between a WAL write and
 the step's messages (a pending sync), an elected leader that had to wait out an
-older lease, and a quarantine.
+older lease, a quarantine, and for membership, per rule, ``membership: <rule>
+attempted`` / ``proposed`` (the leader took it), snapshot copies and installs, a
+committed configuration command, a kill (of the leader).
 """
 
 from __future__ import annotations
@@ -41,6 +51,7 @@ from conformance.lease_theorem import require_lease_safety
 from conformance.monitor import Monitor
 from reference.client import Client
 from reference.cluster import SimConfig, World, replica_names
+from reference.messages import Change
 from reference.node import NodeConfig, ReplicaNode
 from reference.storage import (
     AddNumber,
@@ -68,6 +79,7 @@ def event(name: str) -> None:
     hypothesis_event(name)
 
 FAULT_KINDS = ("crash", "partition", "link", "skew", "corrupt")
+SPARES = 1
 MS = 1_000
 
 
@@ -98,6 +110,8 @@ class ReplicationMachine(RuleBasedStateMachine):
         self.leader_was: str | None = None
         self.lease_seen: set[str] = set()
         self.corrupted = False
+        self.membership = False
+        self.kills = 0
 
     # --- setup -------------------------------------------------------------------------
 
@@ -105,27 +119,36 @@ class ReplicationMachine(RuleBasedStateMachine):
                 swarm=st.lists(st.booleans(), min_size=len(FAULT_KINDS),
                                max_size=len(FAULT_KINDS)),
                 drift=st.sampled_from([2_000, 20_000]),
-                election_ms=st.sampled_from([200, 1_500]))
-    def setup(self, seed: int, swarm: list[bool], drift: int, election_ms: int) -> None:
+                election_ms=st.sampled_from([200, 1_500]),
+                membership=st.sampled_from([True, False]))
+    def setup(self, seed: int, swarm: list[bool], drift: int, election_ms: int,
+              membership: bool) -> None:
         enabled = frozenset(k for k, on in zip(FAULT_KINDS, swarm, strict=True) if on)
         # A slower disk widens the window between a step's WAL write and its messages.
+        # A spare node (r4) for the membership rules to bring in; none without them
+        # (an idle spare still costs simulation time).
         cfg = SimConfig(seed=seed, clients=0, duration_us=10**12, settle_us=3_000 * MS,
+                        spares=SPARES if membership else 0,
                         max_drift_us=drift, max_rate_ppm=20_000,
                         renew_ahead_us=900_000 if election_ms < 500 else 500_000,
                         node=NodeConfig(disk_sync_us=1_000,
                                         election_timeout_us=election_ms * MS))
         rc = cfg.replica_config()
-        self.monitor = Monitor(self.names, rc.lease_dur_us, rc.lease_margin_us)
+        self.monitor = Monitor(cfg.effective().initial_members(), rc.lease_dur_us,
+                               rc.lease_margin_us)
         self.world = World(cfg, listener=self._on_event, check_config=require_lease_safety)
         self.enabled = enabled
         w = self.world
-        self.clients = [Client(w.sim, w.net, f"hc{i}", f"az{i + 1}", self.names,
+        self.membership = membership
+        self.clients = [Client(w.sim, w.net, f"hc{i}", f"az{i + 1}", w.config.ids(),
                                w.sim.fork_rng(), w.history, cfg.client) for i in range(3)]
         w.sim.run(until_us=500 * MS)  # the first election
         # Elections faster than the lease leave the lease wait as the only guard.
         event(f"election timeout {election_ms} ms")
         for kind in sorted(enabled):
             event(f"swarm: {kind} enabled")
+        if membership:
+            event("swarm: membership enabled")
 
     def _on_event(self, ev: Any) -> None:
         assert self.monitor is not None and self.world is not None
@@ -139,6 +162,10 @@ class ReplicationMachine(RuleBasedStateMachine):
                 event("new leader waits out an older lease")
         elif action == "Quarantine":
             event("replica quarantined after WAL corruption")
+        elif action == "InstallSnapshot":
+            event("membership: a snapshot was installed")
+        elif action == "Commit" and self._commits_change(ev):
+            event("membership: a configuration command was committed")
 
     @property
     def w(self) -> World:
@@ -225,6 +252,107 @@ class ReplicationMachine(RuleBasedStateMachine):
             w.heal()
             for n in names:
                 w.restart(n)
+
+    # --- membership (issue 9): interleaved with the client operations and faults ---------
+
+    def _leader_node(self) -> tuple[str, ReplicaNode] | None:
+        leader = self.w.leader()
+        return None if leader is None else (leader, self.w.nodes[leader])
+
+    def _propose(self, node: ReplicaNode, c: Change, what: str) -> None:
+        event(f"membership: {what} attempted")
+        if not node.replica.may_change(node.now()):
+            # A new leader changes nothing before it committed an entry of its own
+            # ballot: give it a write and up to 200 ms to commit it.
+            self._client(0).write("put", Key(S("a")),
+                                  lambda rid: Put(M(pk=S("a"), v=N(0), w=S(rid))))
+            deadline = self.w.sim.now + 200 * MS
+            while self.w.sim.now < deadline and node.state == "up" \
+                    and not node.replica.may_change(node.now()) and self.w.sim.step():
+                pass
+        if node.propose_change(c):
+            event(f"membership: {what} proposed")
+
+    @rule(data=st.data())
+    def membership_change(self, data: st.DataObject) -> None:
+        """One membership step (if this example enabled them; always enabled, so that
+        no example is rejected for lack of an enabled rule)."""
+        if not self.membership:
+            return
+        ops = ["add log", "add storage", "replace", "remove"] + (["kill"] if not self.kills else [])
+        op = data.draw(st.sampled_from(ops), label="membership")
+        if op.startswith("add"):
+            self._add_member(op.split()[1])
+        elif op == "replace":
+            self._replace_log_replica()
+        elif op == "remove":
+            self._remove_member(data)
+        else:
+            self._kill(data)
+
+    def _add_member(self, kind: str) -> None:
+        """Add a spare node as a log replica (it catches up from the WAL), or as a storage
+        replica once a copy of the leader's B-tree has reached it (else start the copy)."""
+        lead, spare = self._leader_node(), self.w.spare()
+        if lead is None or spare is None:
+            return
+        leader, node = lead
+        if kind == "log":
+            self._propose(node, Change("add", spare, "log"), "add a log replica")
+        elif spare in node.replica.snapshot_holders:
+            self._propose(node, Change("add", spare, "storage"), "add a storage replica")
+        else:
+            self.w.claim(spare)
+            self.w.copy_snapshot(leader, spare)
+            event("membership: snapshot copy to a spare started")
+
+    def _replace_log_replica(self) -> None:
+        """Make a log replica a storage replica again: copy the leader's B-tree to it,
+        then (a later call) promote it."""
+        lead = self._leader_node()
+        if lead is None:
+            return
+        leader, node = lead
+        logs = sorted(m for m, k in node.replica.leader_view.items() if k == "log")
+        if not logs:
+            return
+        x = logs[0]
+        if x in node.replica.snapshot_holders:
+            self._propose(node, Change("promote", x), "promote")
+        elif x not in self.w.copying():
+            self.w.copy_snapshot(leader, x)
+            event("membership: snapshot copy to a log replica started")
+
+    def _remove_member(self, data: st.DataObject) -> None:
+        lead = self._leader_node()
+        if lead is None:
+            return
+        leader, node = lead
+        others = sorted(m for m, k in node.replica.leader_view.items()
+                        if k != "none" and m != leader)
+        if others:
+            x = data.draw(st.sampled_from(others), label="remove")
+            self._propose(node, Change("remove", x), "remove a member")
+
+    def _kill(self, data: st.DataObject) -> None:
+        """A node is gone for good, disk and all (once per example)."""
+        alive = sorted(n for n, node in self.w.nodes.items()
+                       if node.state in ("up", "down", "quarantined"))
+        if len(alive) <= 1:
+            return
+        name = data.draw(st.sampled_from(alive), label="kill")
+        if name == self.w.leader():
+            event("membership: the leader was killed")
+        self.w.kill(name)
+        self.kills += 1
+        event("membership: a node was killed")
+
+    def _commits_change(self, ev: Any) -> bool:
+        node = self.w.nodes.get(ev.node)
+        slot = getattr(ev.args, "s", None) if hasattr(ev, "args") else None
+        if node is None or not isinstance(slot, int):
+            return False
+        return isinstance(node.replica.entry(slot).cmd, Change)
 
     def _crash(self, name: str) -> None:
         if name == self.w.leader():

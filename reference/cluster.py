@@ -287,6 +287,11 @@ class World:
     def copy_snapshot(self, src: str, dst: str) -> None:
         if dst in self._copying or dst not in self.nodes:
             return
+        if self.nodes[src]._pending_syncs:
+            # Steps waiting for a sync have not been traced yet (their lines follow the
+            # sync), so a copy now could hold an apply no trace shows: copy once they are.
+            self.sim.schedule(1_000, self.copy_snapshot, src, dst)
+            return
         snap = self.nodes[src].replica.take_snapshot()
         if snap is None:
             return
