@@ -287,6 +287,8 @@ class World:
     def copy_snapshot(self, src: str, dst: str) -> None:
         if dst in self._copying or dst not in self.nodes:
             return
+        if self.nodes[src].state != "up":
+            return  # a copy needs a live source (healing asks again)
         if self.nodes[src]._pending_syncs:
             # Steps waiting for a sync have not been traced yet (their lines follow the
             # sync), so a copy now could hold an apply no trace shows: copy once they are.
@@ -305,6 +307,12 @@ class World:
 
     def _copy_done(self, dst: str, snap: Snapshot, i: int) -> None:
         self._copying.discard(dst)
+        src = self.nodes[self.copies[i]["src"]]
+        if src.state == "killed":
+            # The source died during the copy: the copy is lost with it (and may hold
+            # applies whose trace lines died with it); healing asks for another.
+            self.copies[i]["failed"] = "source killed"
+            return
         self.copies[i]["installed"] = self.nodes[dst].install_snapshot(snap)
 
     def config_committed(self, leader: str, view: Mapping[str, Kind]) -> None:
