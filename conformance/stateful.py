@@ -79,7 +79,7 @@ def event(name: str) -> None:
     hypothesis_event(name)
 
 FAULT_KINDS = ("crash", "partition", "link", "skew", "corrupt")
-SPARES = 1
+SPARES = 2
 MS = 1_000
 
 
@@ -95,6 +95,23 @@ def _rot_a_logged_digit(node: ReplicaNode, spot: int) -> bool:
         return False
     node.disk.flip_bit(spots[spot % len(spots)], 0)
     return True
+
+
+def _refusal(node: ReplicaNode, c: Change) -> str:
+    """Which guard refused a change (the events show whether the rules ever get past it)."""
+    r, now = node.replica, node.now()
+    v = r._v
+    if node.state != "up" or v.role != "leader":
+        return "not leading"
+    if not r.can_serve(now):
+        return "no lease"
+    if v.committed_upto <= v.pbase:
+        return "nothing of its ballot committed"
+    if any(s > v.committed_upto for s in v.config_slots):
+        return "a change in flight"
+    if v.proposed_upto != v.pbase + len(v.proposals) or v.proposed_upto < v.read_barrier:
+        return "recovered slots not re-proposed"
+    return "not valid in its view" if not r.change_valid(c) else "other"
 
 
 class ReplicationMachine(RuleBasedStateMachine):
@@ -125,7 +142,7 @@ class ReplicationMachine(RuleBasedStateMachine):
               membership: bool) -> None:
         enabled = frozenset(k for k, on in zip(FAULT_KINDS, swarm, strict=True) if on)
         # A slower disk widens the window between a step's WAL write and its messages.
-        # A spare node (r4) for the membership rules to bring in; none without them
+        # Two spare nodes (r4, r5) for the membership rules to bring in; none without them
         # (an idle spare still costs simulation time).
         cfg = SimConfig(seed=seed, clients=0, duration_us=10**12, settle_us=3_000 * MS,
                         spares=SPARES if membership else 0,
@@ -272,6 +289,8 @@ class ReplicationMachine(RuleBasedStateMachine):
                 pass
         if node.propose_change(c):
             event(f"membership: {what} proposed")
+        else:
+            event(f"membership: {what} refused: {_refusal(node, c)}")
 
     @rule(data=st.data())
     def membership_change(self, data: st.DataObject) -> None:
@@ -293,10 +312,17 @@ class ReplicationMachine(RuleBasedStateMachine):
     def _add_member(self, kind: str) -> None:
         """Add a spare node as a log replica (it catches up from the WAL), or as a storage
         replica once a copy of the leader's B-tree has reached it (else start the copy)."""
-        lead, spare = self._leader_node(), self.w.spare()
-        if lead is None or spare is None:
+        lead, free = self._leader_node(), self.w.spares()
+        if lead is None or not free:
             return
         leader, node = lead
+        # Two spares, so that adding a log replica (immediate) does not always take
+        # the only spare before a storage replica's copy completes: a storage add
+        # prefers a spare that holds or is receiving a copy, a log add one that is not.
+        busy = node.replica.snapshot_holders | self.w.copying()
+        ready = [s for s in free if s in busy]
+        idle = [s for s in free if s not in busy]
+        spare = (ready or idle)[0] if kind == "storage" else (idle or ready)[0]
         if kind == "log":
             self._propose(node, Change("add", spare, "log"), "add a log replica")
         elif spare in node.replica.snapshot_holders:

@@ -270,10 +270,13 @@ class World:
     # --- the control plane (reference/node.py ControlPlane) ----------------------------
 
     def spare(self) -> str | None:
-        for name in self.config.ids()[self.config.replicas:]:
-            if name not in self._joined and self.nodes[name].state in ("spare", "up"):
-                return name
-        return None
+        free = self.spares()
+        return free[0] if free else None
+
+    def spares(self) -> list[str]:
+        """Nodes never yet in a committed configuration that are still usable."""
+        return [name for name in self.config.ids()[self.config.replicas:]
+                if name not in self._joined and self.nodes[name].state in ("spare", "up")]
 
     def claim(self, who: str) -> None:
         node = self.nodes.get(who)
