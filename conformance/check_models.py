@@ -65,10 +65,12 @@ def judge(entry: ModelEntry, result: TLCResult, *, compare_counts: bool = True) 
     if result.outcome == "error":
         first = result.errors[0].splitlines()[0] if result.errors else "no message"
         return [f"TLC error: {first}"]
-    if entry.kind == "correct":
+    if entry.kind != "mutant":
         if result.outcome != "ok":
             failure = f"{result.outcome} {result.property or ''}".strip()
-            problems.append(f"correct model failed: {failure}")
+            problems.append(f"correct model failed: {failure}" if entry.kind == "correct" else
+                            f"equivalent mutant caught ({failure}): the guard it drops "
+                            "is not redundant after all")
         elif compare_counts:
             expected_states = entry.distinct_states
             if expected_states is not None and result.distinct_states != expected_states:
@@ -227,7 +229,7 @@ def check_models(
     runs = [done[e.name] for e in entries]
     for run in runs:
         entry = run.entry
-        unexpected = entry.kind == "correct" and run.result.trace
+        unexpected = entry.kind != "mutant" and run.result.trace
         if run.result.trace and (show_traces or unexpected):
             console.print(format_trace(run.result.trace), markup=False, highlight=False,
                           soft_wrap=True)

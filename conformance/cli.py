@@ -15,8 +15,12 @@ from conformance.check_models import check_models
 from conformance.manifest import ManifestError, load_manifest
 from conformance.tlc_runner import ToolchainError
 from reference.cluster import FAULT_SCHEDULES, SimConfig
+from reference.healing import HealConfig
+from reference.node import NodeConfig
 from reference.simulate import render_summary, run_simulation
 from reference.workload import WorkloadConfig
+
+_HEAL_DEFAULTS = HealConfig()
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_MANIFEST = REPO / "specs" / "manifest.json"
@@ -142,15 +146,27 @@ class Duration(click.ParamType):  # type: ignore[type-arg]
 @click.option("--availability-interval", type=Duration(), default=None,
               help="Availability interval [default: duration / 12, the paper's 5 minutes "
                    "with the run taken as an hour].")
+@click.option("--copy-bandwidth", type=click.IntRange(1), default=_HEAL_DEFAULTS.copy_bandwidth_bps,
+              show_default=True, metavar="BYTES_PER_S",
+              help="Healing (--faults heal): B-tree snapshot copy speed, simulated.")
+@click.option("--unhealthy-after", type=Duration(),
+              default=f"{_HEAL_DEFAULTS.unhealthy_after_us}us", show_default="2s",
+              help="Healing: a member silent this long (leader's clock) is unhealthy.")
+@click.option("--storage-only", is_flag=True,
+              help="Healing: copy a B-tree before restoring the quorum (no log replicas); "
+                   "the summary compares with the other mode either way.")
 def simulate_cmd(seed: int, out: Path, replicas: int, duration: int, faults: str, clients: int,
                  read_fraction: float, consistent_fraction: float, keys: int, value_size: int,
-                 think: int, availability_interval: int | None) -> None:
+                 think: int, availability_interval: int | None, copy_bandwidth: int,
+                 unhealthy_after: int, storage_only: bool) -> None:
     """Run a simulated replication group and write its traces, history and summary."""
     from conformance.lease_theorem import require_lease_safety  # here: only simulate needs z3
 
+    heal = HealConfig(log_replicas=not storage_only, unhealthy_after_us=unhealthy_after,
+                      copy_bandwidth_bps=copy_bandwidth)
     try:
         cfg = SimConfig(seed=seed, replicas=replicas, clients=clients, duration_us=duration,
-                        faults=faults, workload=WorkloadConfig(
+                        faults=faults, node=NodeConfig(heal=heal), workload=WorkloadConfig(
                             keys=keys, value_size=value_size, read_fraction=read_fraction,
                             consistent_fraction=consistent_fraction, think_us=think))
         console = Console(stderr=True)

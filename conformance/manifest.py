@@ -1,9 +1,11 @@
 """The model manifest (specs/manifest.json): what each TLC model is and what it must give.
 
 Every model names its wrapper module and .cfg, its kind ("correct" models must pass,
-"mutant" models must fail on ``expected``), the sets it belongs to ("standard", "ci"),
-the constants its .cfg declares (every bound TLC works within), and the figures of the
-last accepted run.  ``check_models`` fails when a run disagrees with these.
+"mutant" models must fail on ``expected``, "equivalent" models are mutants we claim
+harmless, a guard shown redundant, and must pass like correct ones), the sets it
+belongs to ("standard", "ci"), the constants its .cfg declares (every bound TLC works
+within), and the figures of the last accepted run.  ``check_models`` fails when a run
+disagrees with these.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-Kind = Literal["correct", "mutant"]
+Kind = Literal["correct", "mutant", "equivalent"]
 
 
 class ManifestError(ValueError):
@@ -27,13 +29,13 @@ class ModelEntry:
     spec: str
     cfg: str
     kind: Kind
-    expected: str  # "ok" for correct models, else the property the mutant must violate
+    expected: str  # "ok" for correct and equivalent models, else the property violated
     sets: list[str]
     description: str
     constants: dict[str, str]
     tlc_args: list[str] = field(default_factory=list)
     workers: int = 2
-    base: str | None = None  # mutants: the correct model whose .cfg this one alters
+    base: str | None = None  # (equivalent) mutants: the correct model whose .cfg it alters
     distinct_states: int | None = None
     depth: int | None = None
     seconds: float | None = None
@@ -86,11 +88,15 @@ def load_manifest(path: Path) -> Manifest:
         missing = [k for k in _REQUIRED if k not in raw]
         if missing:
             raise ManifestError(f"{path}: models[{i}] lacks {', '.join(missing)}")
-        if raw["kind"] not in ("correct", "mutant"):
-            raise ManifestError(f"{path}: models[{i}].kind must be 'correct' or 'mutant'")
-        if (raw["kind"] == "correct") != (raw["expected"] == "ok"):
+        if raw["kind"] not in ("correct", "mutant", "equivalent"):
             raise ManifestError(
-                f"{path}: models[{i}]: correct models expect 'ok', mutants a property")
+                f"{path}: models[{i}].kind must be 'correct', 'mutant' or 'equivalent'")
+        if (raw["kind"] != "mutant") != (raw["expected"] == "ok"):
+            raise ManifestError(
+                f"{path}: models[{i}]: correct and equivalent models expect 'ok', "
+                "mutants a property")
+        if raw["kind"] == "equivalent" and not raw.get("base"):
+            raise ManifestError(f"{path}: models[{i}]: an equivalent mutant names its base")
         known = {f for f in ModelEntry.__dataclass_fields__}
         extra = sorted(set(raw) - known)
         if extra:

@@ -126,7 +126,7 @@ class ReplicationMachine(RuleBasedStateMachine):
         self.names = replica_names(3)
         self.leader_was: str | None = None
         self.lease_seen: set[str] = set()
-        self.corrupted = False
+        self.corrupted: str | None = None  # the replica whose WAL a fault corrupted
         self.membership = False
         self.kills = 0
 
@@ -242,8 +242,10 @@ class ReplicationMachine(RuleBasedStateMachine):
                 self._crash(prefer)
         elif kind == "corrupt":
             up = w.up_nodes()
-            if len(up) == 3 and not self.corrupted:  # keep at most one replica out
+            if up and not self.corrupted:
                 name = data.draw(st.sampled_from(sorted(up)), label="corrupt")
+                if not self._may_lose_disk(name):
+                    return
                 w.crash(name)
                 # Anywhere, among the newest records, or a digit of a logged entry.
                 where = data.draw(st.sampled_from([0, 400, -1]), label="where")
@@ -253,7 +255,7 @@ class ReplicationMachine(RuleBasedStateMachine):
                         event("WAL digit rotted (decodes; only the checksum can tell)")
                 else:
                     w.nodes[name].flip_wal_bit(within_last=where or None)
-                self.corrupted = True
+                self.corrupted = name
                 event("WAL bit flipped")
         elif kind == "partition":
             w.isolate(data.draw(st.sampled_from(names), label="isolate"))
@@ -331,6 +333,18 @@ class ReplicationMachine(RuleBasedStateMachine):
             self.w.claim(spare)
             self.w.copy_snapshot(leader, spare)
             event("membership: snapshot copy to a spare started")
+            if self._await_copy(node, spare):
+                self._propose(node, Change("add", spare, "storage"), "add a storage replica")
+
+    def _await_copy(self, node: ReplicaNode, dst: str) -> bool:
+        """Let the simulation run (up to 3 s) until the leader learns that ``dst``
+        installed its copy, so that one rule can also add or promote it (a copy lost
+        with its source, or a leader change, ends the wait)."""
+        deadline = self.w.sim.now + 3_000 * MS
+        while (dst not in node.replica.snapshot_holders and self.w.sim.now < deadline
+               and node.state == "up" and node.replica.role == "leader" and self.w.sim.step()):
+            pass
+        return dst in node.replica.snapshot_holders and node.replica.role == "leader"
 
     def _replace_log_replica(self) -> None:
         """Make a log replica a storage replica again: copy the leader's B-tree to it,
@@ -348,6 +362,8 @@ class ReplicationMachine(RuleBasedStateMachine):
         elif x not in self.w.copying():
             self.w.copy_snapshot(leader, x)
             event("membership: snapshot copy to a log replica started")
+            if self._await_copy(node, x):
+                self._propose(node, Change("promote", x), "promote")
 
     def _remove_member(self, data: st.DataObject) -> None:
         lead = self._leader_node()
@@ -367,11 +383,29 @@ class ReplicationMachine(RuleBasedStateMachine):
         if len(alive) <= 1:
             return
         name = data.draw(st.sampled_from(alive), label="kill")
+        if not self._may_lose_disk(name):
+            event("membership: a kill refused (beyond the fault budget)")
+            return
         if name == self.w.leader():
             event("membership: the leader was killed")
         self.w.kill(name)
         self.kills += 1
         event("membership: a node was killed")
+
+    def _may_lose_disk(self, victim: str) -> bool:
+        """The fault budget: a disk may be lost (a kill, or a corruption that quarantines)
+        only if every configuration a live replica holds keeps a majority of members with
+        intact disks. Beyond it, losing acknowledged writes is the environment's doing."""
+        # A corrupted WAL may have lost its tail (or quarantine the node): count it lost.
+        lost = {n for n, node in self.w.nodes.items()
+                if node.state in ("killed", "quarantined") or n == self.corrupted} | {victim}
+        for node in self.w.nodes.values():
+            if node.state != "up":
+                continue
+            members = {m for m, k in node.replica.leader_view.items() if k != "none"}
+            if members and 2 * len(members - lost) <= len(members):
+                return False
+        return True
 
     def _commits_change(self, ev: Any) -> bool:
         node = self.w.nodes.get(ev.node)

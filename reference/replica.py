@@ -68,6 +68,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, TypeAlias
 
@@ -160,6 +161,13 @@ class SetTimer:
 Effect: TypeAlias = Send | Broadcast | Persist | Apply | Reply | SetTimer
 
 # --- configuration -----------------------------------------------------------------
+
+
+def keeps_storage_majority(view: Mapping[str, Kind]) -> bool:
+    """Storage replicas are a majority of the members: WAL truncation leaves slots below a
+    checkpoint only in B-trees, so these must survive the loss of any one member."""
+    members = [k for k in view.values() if k != "none"]
+    return 2 * sum(k == "storage" for k in members) > len(members)
 
 
 @dataclass(frozen=True, slots=True)
@@ -735,9 +743,12 @@ class Replica:
                 and v.proposed_upto >= v.read_barrier)
 
     def change_valid(self, c: Change) -> bool:
-        """``c`` is valid in the leader's view (see the handlers)."""
+        """``c`` is valid in the leader's view (see the handlers), and leaves storage
+        replicas a majority of the members (the spec's KeepsStorageMajority)."""
         view = self._v.view
         kind = view.get(c.who, "none")
+        if not keeps_storage_majority({**view, c.who: c.new_kind}):
+            return False
         if c.op == "add":
             fresh = c.who not in self._v.named and self.initial.get(c.who, "none") == "none"
             return (kind == "none" and fresh

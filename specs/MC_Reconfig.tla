@@ -23,6 +23,7 @@ Remove1  == [op |-> "remove", who |-> r1]
 Remove3  == [op |-> "remove", who |-> r3]
 Remove4  == [op |-> "remove", who |-> r4]
 Readd3   == [op |-> "add", who |-> r3, kind |-> "log"]
+Put2     == [op |-> "put", key |-> "k", val |-> 2, expect |-> Absent]
 
 \* A write, then log replica r4 is promoted once it has a snapshot.
 RCOpsPromote == << Put, Promote4 >>
@@ -39,8 +40,22 @@ RCOpsTwoChanges == << Put, AddLog4, Remove1 >>
 RCOpsCompeting == << Put, Remove3, Remove4 >>
 \* A write, then r3 leaves a group with log replica r4.
 RCOpsRemove == << Put, Remove3 >>
-\* Remove r3, then add it back under the same identity.
-RCOpsReadd == << Put, Remove3, Readd3 >>
+\* Remove r3, then add it back under the same identity (which the spec
+\* refuses: an id names one incarnation).  Two writes, so that a second
+\* leader can commit one of its own ballot before it changes anything,
+\* while the first leader's proposal of the other is still in flight.
+RCOpsReadd == << Put, Put2, Remove3, Readd3 >>
+\* Its client and operator: Put2 once Put is proposed, then each change once the
+\* command before it is acknowledged.
+ReaddClient(c) ==
+    IF c = 2 THEN \E m \in msgs : m.type = "2a" /\ m.cmd = 1
+    ELSE c > 2 => c - 1 \in acked
+
+\* Election plans (MayStartBallot): ballot b may be started only by the
+\* b-th replica listed; scenarios whose bug needs a particular sequence of
+\* leaders, which a full search could not reach in minutes.
+PlanR1R2(r, b) == r = << r1, r2 >>[b]
+PlanR1R2R1(r, b) == r = << r1, r2, r1 >>[b]
 
 \* Symmetry: r1, r2 and r3 play the same part when the changes name only r4;
 \* r1 and r2 when they name r3 and r4 only.

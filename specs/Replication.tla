@@ -381,6 +381,14 @@ Recover(r, b, Q) ==
 (* A snapshot is a copy of another replica's B-tree (applied), which is a *)
 (* committed prefix; the copying time and the log tail that follows it are *)
 (* the reference's business (and Apply's).                                *)
+(* The abstraction is sound only while a slot below a checkpoint, which    *)
+(* then survives only in B-trees, survives as an entry would: in a quorum. *)
+(* So every change keeps storage replicas a majority of the members       *)
+(* (KeepsStorageMajority, in MayChange).  Healing never needs more: a     *)
+(* group of three storage replicas, one failed, adds one log replica.     *)
+(* The Hypothesis machine found the reference losing acknowledged writes  *)
+(* without it: {r1} plus two log replicas, r1 killed, and the slots below *)
+(* r1's checkpoint were in no other replica.                              *)
 (***************************************************************************)
 \* The first n slots of src's B-tree (a copy may be of an earlier state of it:
 \* the copy takes time, and src keeps applying meanwhile).
@@ -416,10 +424,16 @@ StepDown(r) ==
 \* (a hook: the mutant LogReplicaLeads lets log replicas lead).
 MayLead(k, tree) == k = "storage" /\ tree
 
+\* Which replica may start which ballot: any (a hook, so that a model can
+\* fix a plan of elections, a scenario bound that, unlike a CONSTRAINT,
+\* leaves every state it reaches a real state of the spec).
+MayStartBallot(r, b) == TRUE
+
 \* Storage replica r starts an election with ballot b (paper 3: "any
 \* replica can trigger a round of the election").  It promises b itself.
 Phase1a(r, b) ==
     /\ MayLead(View(r)[r], hasTree[r])
+    /\ MayStartBallot(r, b)
     /\ role[r] # "leader"
     /\ b > ballot[r]
     /\ ~\E m \in msgs : m.type = "1a" /\ m.bal = b
@@ -575,13 +589,34 @@ ClientWrite(r, c) ==
 (*    and consecutive configurations differ in one member.               *)
 (* Both are hooks, each replaced by a mutant.  A leader never removes      *)
 (* itself: it would first hand its leadership off.                        *)
+(*                                                                         *)
+(* The first guard is redundant here, given the election rule (see        *)
+(* BecomeLeader): every election quorum is a quorum of the configuration  *)
+(* C its candidate knows committed, and every change pending after C is   *)
+(* one member away from C (the second guard), so every phase-1 quorum     *)
+(* meets every earlier ballot's phase-2 quorum at each later slot, and two *)
+(* competing changes at one slot are settled by Paxos like any two values. *)
+(* Raft needs the guard because its leader keeps its own log rather than  *)
+(* merging promises slot by slot.  So ChangeBeforeOwnCommit is an         *)
+(* equivalent mutant: check-models runs it on Ongaro's scenario           *)
+(* (MC_Ongaro.tla) and requires it to pass.  We keep the guard: a new     *)
+(* leader commits in its ballot before it serves anyway (the read         *)
+(* barrier), so it costs nothing, and it keeps the rule Raft readers know. *)
 (***************************************************************************)
 OwnBallotCommitted(r) == \E s \in Slots : Committed(ballot[r], s)
 NoChangePending(r) ==
     \A s \in DOMAIN proposals[r] : proposals[r][s] \in ChangeCmds => Committed(ballot[r], s)
 
+\* Storage replicas are a majority of the members of configuration C.
+StorageMajority(C) ==
+    2 * Cardinality({x \in MembersOf(C) : C[x] = "storage"}) > Cardinality(MembersOf(C))
+
+\* The configuration after leader r appends change c keeps a storage majority.
+KeepsStorageMajority(r, c) == StorageMajority(CfgOf(Append(proposals[r], c)))
+
 MayChange(r, c, op) ==
     /\ c \in ChangeCmds /\ Ops[c].op = op
+    /\ KeepsStorageMajority(r, c)
     /\ MayAppend(r, c)
     /\ OwnBallotCommitted(r)
     /\ NoChangePending(r)

@@ -115,9 +115,19 @@ TVRestart(e) ==
     /\ UNCHANGED vars
 \* A quarantined replica takes no further step, which the spec allows.
 TVQuarantine(e) == UNCHANGED vars
-\* A killed node takes no further step either (the runner rejects a trace in which
-\* it does); its identity is never reused, which Fresh in the spec enforces.
+\* A killed node takes no further step either (KilledAt below rejects any item of
+\* its after its Kill); its identity is never reused, which Fresh in the spec enforces.
 TVKill(e) == UNCHANGED vars
+
+\* KilledAt[r]: the index of r's Kill item (beyond the last item if none).  A
+\* constant, so TLC computes it once.
+KilledAt ==
+    [r \in Replicas |->
+        LET ks == {j \in DOMAIN Items : Items[j].action = "Kill" /\ Items[j].rep = r}
+        IN IF ks = {} THEN Len(Items) + 1 ELSE CHOOSE j \in ks : \A k \in ks : j <= k]
+
+\* Item i is not a step of a replica killed before it (Tick items name none).
+AliveFor(i) == "rep" \in DOMAIN Items[i] => i <= KilledAt[Items[i].rep]
 \* The spec keeps every log entry (see the CHOICE on snapshots and truncated logs):
 \* a checkpoint changes nothing, but may only cover slots its replica has applied.
 TVCheckpoint(e) == e.upto <= Len(applied[e.rep]) /\ e.truncated <= e.upto /\ UNCHANGED vars
@@ -162,6 +172,7 @@ Summary == [cursor |-> cursor, role |-> role, ballot |-> ballot, granted |-> gra
 TraceNextVia(Step(_)) ==
     /\ cursor <= Len(Items)
     /\ PrintT(<<"tv-try", Summary>>)
+    /\ AliveFor(cursor)
     /\ Step(Items[cursor])
     /\ PrintT(<<"tv-matched", cursor>>)
     /\ IF PostOK(Items[cursor]) THEN TRUE

@@ -217,3 +217,28 @@ def test_membership_changes_and_member_kinds_are_rendered_for_the_spec(tmp_path:
     res = validate_events(events[:min(first_kill, 60)], timing, replicas=list(kinds),
                           kinds=kinds)
     assert res.ok, res.message
+
+
+def test_a_step_by_a_killed_node_is_rejected_at_its_line(tmp_path: Path,
+                                                          crash_trace: Path) -> None:
+    """A Kill line inserted early in r2's trace: r2's next line is not a step of the spec
+    (the node's disk is gone), reported at that line."""
+    edited = tmp_path / "killed"
+    edited.mkdir()
+    for f in crash_trace.iterdir():
+        (edited / f.name).write_bytes(f.read_bytes())
+    path = edited / "trace-r2.jsonl"
+    lines = path.read_bytes().splitlines()
+    at = 5
+    before = orjson.loads(lines[at - 1])
+    kill = {"action": "Kill", "v": before["v"], "node": "r2", "replica": "r2",
+            "seq": before["seq"] + 1, "clock": before["clock"], "real": before["real"],
+            "kind": "env", "args": {}}
+    later = [orjson.loads(ln) for ln in lines[at:]]
+    for ev in later:
+        ev["seq"] += 1
+    path.write_bytes(b"\n".join([*lines[:at], orjson.dumps(kill),
+                                 *map(orjson.dumps, later)]) + b"\n")
+    result = validate_trace_dir(edited, max_events=400)
+    assert not result.ok
+    assert result.message.startswith(f"{path}:{at + 2}: event not matched"), result.message
