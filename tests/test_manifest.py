@@ -156,3 +156,23 @@ def test_judge_mutant() -> None:
     assert "length changed" in judge(e, result("invariant_violated", "Agreement", steps=7))[0]
     live = entry("mutant", "Live", depth=4)
     assert judge(live, result("property_violated", "Live", steps=9)) == []
+
+
+def test_judge_equivalent_mutant() -> None:
+    """An equivalent mutant (a guard claimed redundant) must pass, like a correct model;
+    if TLC catches it, the claim is false and the message says so."""
+    e = entry("equivalent", "ok", base="Base")
+    assert judge(e, result("ok")) == []
+    problem = judge(e, result("invariant_violated", "ConfigSafety"))[0]
+    assert "equivalent mutant caught" in problem and "not redundant" in problem
+
+
+def test_an_equivalent_mutant_names_its_base(tmp_path: Path) -> None:
+    p = tmp_path / "m.json"
+    p.write_text('{"models": [{"name": "x", "spec": "a", "cfg": "b", "kind": "equivalent",'
+                 ' "expected": "ok", "sets": [], "description": "d", "constants": {}}]}')
+    with pytest.raises(ManifestError, match="names its base"):
+        load_manifest(p)
+    p.write_text(p.read_text().replace('"expected": "ok"', '"expected": "Agreement"'))
+    with pytest.raises(ManifestError, match="expect 'ok'"):
+        load_manifest(p)
