@@ -34,9 +34,8 @@ RCOpsHealFull == << Put, AddLog4, Remove3, Promote4 >>
 \* Two changes that, both in flight, leave the majorities of the old and
 \* the new configuration disjoint: {r1,r2,r3} -> +r4 -> -r1.
 RCOpsTwoChanges == << Put, AddLog4, Remove1 >>
-\* For mutants not yet in the manifest (ChangeBeforeOwnCommit, RaftStyleElection,
-\* ReaddOldIncarnation): their bugs need three elections, beyond the budget so far.
-\* Two competing removals from a 4-member group.
+\* Two competing removals from a 4-member group (ReconfigCompeting, and the
+\* equivalent mutant ChangeBeforeOwnCommit on it).
 RCOpsCompeting == << Put, Remove3, Remove4 >>
 \* A write, then r3 leaves a group with log replica r4.
 RCOpsRemove == << Put, Remove3 >>
