@@ -242,3 +242,30 @@ def test_a_step_by_a_killed_node_is_rejected_at_its_line(tmp_path: Path,
     result = validate_trace_dir(edited, max_events=400)
     assert not result.ok
     assert result.message.startswith(f"{path}:{at + 2}: event not matched"), result.message
+
+
+def test_a_checkpoint_beyond_what_its_replica_applied_is_rejected(tmp_path: Path) -> None:
+    """WAL truncation: a Checkpoint line is a step only if its replica's B-tree has applied
+    the slots it covers; the same line claiming more is rejected at its line."""
+    from reference.node import NodeConfig
+
+    cfg = SimConfig(seed=3, clients=2, duration_us=3 * SECOND, settle_us=SECOND,
+                    node=NodeConfig(checkpoint_every=4),
+                    workload=WorkloadConfig(think_us=20_000))
+    run = tmp_path / "run"
+    run_simulation(cfg, run)
+    path = run / "trace-r1.jsonl"
+    lines = path.read_bytes().splitlines()
+    at = next(i for i, ln in enumerate(lines) if orjson.loads(ln)["action"] == "Checkpoint")
+    events, config = load_trace_dir(run)
+    timing = TimingConfig.from_config_json(config)
+    upto = next(i for i, loc in enumerate(events) if loc.where == f"{path}:{at + 1}")
+    assert validate_events(events[:upto + 1], timing, replicas=["r1", "r2", "r3"]).ok
+    ev = orjson.loads(lines[at])
+    ev["args"]["upto"] = ev["post"]["applied"] + 1 if "post" in ev else ev["args"]["upto"] + 50
+    lines[at] = orjson.dumps(ev)
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    events, _ = load_trace_dir(run)
+    result = validate_events(events[:upto + 1], timing, replicas=["r1", "r2", "r3"])
+    assert not result.ok
+    assert result.message.startswith(f"{path}:{at + 1}: event not matched"), result.message
