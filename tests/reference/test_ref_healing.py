@@ -179,3 +179,32 @@ def test_a_promoted_replica_recovers_its_btree_and_wal_tail_after_a_crash() -> N
     assert r4.has_btree and r4.kind() == "storage"
     assert r4.applied == max(n.replica.applied for n in world.nodes.values()
                              if n.state == "up")
+
+
+def test_a_copy_whose_source_dies_is_lost_and_healing_asks_for_another() -> None:
+    """The copy to the log replica comes from the leader; the leader is killed mid-copy:
+    that copy is lost with it (it may hold applies whose trace lines died with it), the new
+    leader copies again, and the log replica is promoted from the second copy."""
+    world = World(with_heal(CFG, log_replicas=True))
+    killed: list[str] = []
+
+    def kill_the_copy_source() -> None:
+        # Within the fault budget: only once the first victim has left the configuration.
+        live = [c for c in world.copies if not c["installed"] and "failed" not in c]
+        view = world.config_log[-1][2] if world.config_log else {}
+        removed = sum(k != "none" for k in view.values()) == 3 and all(
+            view.get(n, "none") == "none" for n in world.killed)
+        if live and removed and not killed:
+            killed.append(live[0]["src"])
+            world.kill(live[0]["src"])
+        elif not killed:
+            world.sim.schedule(50_000, kill_the_copy_source)
+
+    world.sim.schedule_at(2 * SECOND, kill_the_copy_source)
+    world.run()
+    assert killed, "no copy was ever in progress"
+    failed = [c for c in world.copies if c.get("failed") == "source killed"]
+    assert failed and failed[0]["src"] == killed[0]
+    again = [c for c in world.copies if c["dst"] == failed[0]["dst"] and c["installed"]]
+    assert again and again[0]["src"] != killed[0] and again[0]["start_us"] > failed[0]["start_us"]
+    assert world.audit().ok
