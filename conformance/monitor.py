@@ -746,6 +746,7 @@ class Monitor:
                                        f"{pending[0]} ({merged[pending[0]]!r}) is not "
                                        f"committed: two changes in flight")
         kind = view.get(x, "none")
+        found_before = len(self.violations)
         if op == "add":
             # A killed id that was never a member may still be added: the leader cannot
             # know the node died, and adding a dead incarnation is useless, not unsafe.
@@ -775,6 +776,14 @@ class Monitor:
             elif x in self.r and not self.r[x].tree:
                 self._fail("LogReplicaNeverServes", f"{node} promotes {x}, which has not "
                                                     f"installed a B-tree snapshot")
+        # The spec's KeepsStorageMajority: slots below a checkpoint live only in B-trees.
+        # (Checked for a change that is otherwise valid: one report per bug.)
+        new = c.kind if op == "add" else "none" if op == "remove" else "storage"
+        after = [k for k in {**view, x: new}.values() if k != "none"]
+        if len(self.violations) == found_before and 2 * after.count("storage") <= len(after):
+            self._fail("AckedSurvivesReplacement",
+                       f"{node}'s {op} {x} leaves {after.count('storage')} storage replicas of "
+                       f"{len(after)} members: losing one could lose checkpointed slots")
         self.named.add(x)
         cmd = Cmd(f"{c.op}-{x}", change=c)
         self._propose(node, rep.ballot, a.s, self._key(cmd), op_bytes(cmd))

@@ -436,3 +436,13 @@ def test_config_safety_between_a_stale_leader_and_the_chosen_configuration() -> 
     assert run.mon.r["r1"].ballot == 1 and run.mon.can_decide("r1")
     assert any(v.prop == "ConfigSafety" and "can both form quorums" in v.message
                for v in run.mon.violations)
+
+
+def test_a_change_that_leaves_storage_replicas_a_minority() -> None:
+    """KeepsStorageMajority: {r1, r2, log r4} minus r2 would leave one B-tree of two
+    members, and slots below its checkpoint in no other replica."""
+    run = leading(WITH_LOG, ("r2", "r3"))
+    assert run.change("r1", 1, 2, "remove", "r3", ["r2"]) == []
+    found = run.change("r1", 1, 3, "remove", "r2", [], commit=False)
+    assert props(found) == {"AckedSurvivesReplacement"}
+    assert "leaves 1 storage replicas of 2 members" in found[0]
