@@ -75,7 +75,9 @@ def test_every_seeded_bug_of_the_issue_has_a_mutant_in_ci() -> None:
 def test_three_ballots_and_membership_bugs_have_mutants_in_the_standard_set() -> None:
     standard = {m.name: m for m in MANIFEST.select("standard")}
     assert standard["Mutant_RecoverLowestBallot"].constants["MaxBallot"] == "3"
-    assert {"Reconfig", "Mutant_RemovedVoteCounts", "Mutant_RecoverLowestBallot"} <= set(standard)
+    assert {"Reconfig", "Mutant_RemovedVoteCounts", "Mutant_RecoverLowestBallot",
+            "Mutant_ReaddOldIncarnation", "Equivalent_ChangeBeforeOwnCommit"} <= set(standard)
+    assert standard["Equivalent_ChangeBeforeOwnCommit"].kind == "equivalent"
     # A simulation in the standard set is seeded and bounded, so it is deterministic.
     for m in standard.values():
         if "-simulate" in m.tlc_args:
