@@ -1,7 +1,7 @@
 """Hypothesis state machine: clients and faults drive a simulated group; the monitor
 checks the spec's invariants after every step.
 
-Each example builds a ``World`` (3 replicas, a spare node with the membership
+Each example builds a ``World`` (3 replicas, two spare nodes with the membership
 rules, no background workload) from a drawn seed. Rules issue client operations
 on three keys (asynchronously: they complete as simulated time passes), inject
 faults (crash, restart, partition, heal, one-way link failure, clock skew, WAL bit
@@ -9,7 +9,7 @@ rot on a down replica) and advance time. Swarm testing: every example enables a
 random subset of the fault kinds, so some examples hammer one kind of fault and
 others none.
 
-Membership (issue 9; half of the examples, swarm flag ``membership``): add a spare
+Membership (issue 9; examples that draw the ``membership`` flag): add a spare
 as a log replica, or as a storage replica once a snapshot copy reached it; replace
 a log replica by a storage one (snapshot copy, then promote); remove a member; kill
 a node for good (once per example). The rules go through the leader
@@ -27,8 +27,8 @@ Rare situations are reported with ``hypothesis.event`` (see
 led, a leader change while a write was in flight, a crash between a WAL write and
 the step's messages (a pending sync), an elected leader that had to wait out an
 older lease, a quarantine, and for membership, per rule, ``membership: <rule>
-attempted`` / ``proposed`` (the leader took it), snapshot copies and installs, a
-committed configuration command, a kill (of the leader).
+attempted`` / ``proposed`` (the leader took it) / ``refused: <guard>``, snapshot
+copies and installs, a committed configuration command, a kill (of the leader).
 """
 
 from __future__ import annotations
@@ -99,19 +99,12 @@ def _rot_a_logged_digit(node: ReplicaNode, spot: int) -> bool:
 
 def _refusal(node: ReplicaNode, c: Change) -> str:
     """Which guard refused a change (the events show whether the rules ever get past it)."""
-    r, now = node.replica, node.now()
-    v = r._v
-    if node.state != "up" or v.role != "leader":
+    if node.state != "up":
         return "not leading"
-    if not r.can_serve(now):
-        return "no lease"
-    if v.committed_upto <= v.pbase:
-        return "nothing of its ballot committed"
-    if any(s > v.committed_upto for s in v.config_slots):
-        return "a change in flight"
-    if v.proposed_upto != v.pbase + len(v.proposals) or v.proposed_upto < v.read_barrier:
-        return "recovered slots not re-proposed"
-    return "not valid in its view" if not r.change_valid(c) else "other"
+    why = node.replica.change_refusal(node.now())
+    if why is not None:
+        return why
+    return "not valid in its view" if not node.replica.change_valid(c) else "other"
 
 
 class ReplicationMachine(RuleBasedStateMachine):

@@ -731,16 +731,26 @@ class Replica:
     # --- membership change (one member at a time) -------------------------------------
 
     def may_change(self, now_us: int) -> bool:
-        """The guards every membership change shares: r leads and may serve, has
-        committed an entry of its own ballot (Ongaro's 2015 fix), every configuration
-        command it proposed is committed (one change in flight), and every recovered
-        slot is re-proposed."""
+        """The guards every membership change shares (see ``change_refusal``)."""
+        return self.change_refusal(now_us) is None
+
+    def change_refusal(self, now_us: int) -> str | None:
+        """Which shared guard refuses a membership change now (None: none does): r leads
+        and may serve, has committed an entry of its own ballot (Ongaro's 2015 fix),
+        every configuration command it proposed is committed (one change in flight), and
+        every recovered slot is re-proposed."""
         v = self._v
-        return (v.role == "leader" and self.can_serve(now_us)
-                and v.committed_upto > v.pbase
-                and all(s <= v.committed_upto for s in v.config_slots)
-                and v.proposed_upto == v.pbase + len(v.proposals)
-                and v.proposed_upto >= v.read_barrier)
+        if v.role != "leader":
+            return "not leading"
+        if not self.can_serve(now_us):
+            return "no lease"
+        if v.committed_upto <= v.pbase:
+            return "nothing of its ballot committed"
+        if any(s > v.committed_upto for s in v.config_slots):
+            return "a change in flight"
+        if v.proposed_upto != v.pbase + len(v.proposals) or v.proposed_upto < v.read_barrier:
+            return "recovered slots not re-proposed"
+        return None
 
     def change_valid(self, c: Change) -> bool:
         """``c`` is valid in the leader's view (see the handlers), and leaves storage

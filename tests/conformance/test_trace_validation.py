@@ -46,6 +46,14 @@ def simulate(out: Path, *, seed: int = 7, bug: str | None = None,
     return out
 
 
+def copy_run(run: Path, to: Path) -> Path:
+    """A copy of a simulated run's directory, to edit by hand."""
+    to.mkdir()
+    for f in run.iterdir():
+        (to / f.name).write_bytes(f.read_bytes())
+    return to
+
+
 @pytest.fixture(scope="module")
 def crash_trace(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return simulate(tmp_path_factory.mktemp("tv") / "run")
@@ -120,10 +128,7 @@ def test_a_hand_edited_post_state_is_rejected_at_its_line(
         tmp_path: Path, crash_trace: Path, field: str, edit: int | bool) -> None:
     """One field of one line's state summary, edited by hand: rejected with file:line.
     (A lease claimed by a follower: the spec's replica holds none.)"""
-    edited = tmp_path / "edited"
-    edited.mkdir()
-    for f in crash_trace.iterdir():
-        (edited / f.name).write_bytes(f.read_bytes())
+    edited = copy_run(crash_trace, tmp_path / "edited")
     path = edited / "trace-r2.jsonl"
     lines = path.read_bytes().splitlines()
     target = next(i for i, ln in enumerate(lines) if i >= 40
@@ -223,10 +228,7 @@ def test_a_step_by_a_killed_node_is_rejected_at_its_line(tmp_path: Path,
                                                           crash_trace: Path) -> None:
     """A Kill line inserted early in r2's trace: r2's next line is not a step of the spec
     (the node's disk is gone), reported at that line."""
-    edited = tmp_path / "killed"
-    edited.mkdir()
-    for f in crash_trace.iterdir():
-        (edited / f.name).write_bytes(f.read_bytes())
+    edited = copy_run(crash_trace, tmp_path / "killed")
     path = edited / "trace-r2.jsonl"
     lines = path.read_bytes().splitlines()
     at = 5
