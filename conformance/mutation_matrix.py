@@ -144,9 +144,10 @@ def _patched_method(name: str, old: str, new: str) -> Any:
 
 
 def _two_changes_in_flight() -> list[tuple[Any, str, Any]]:
-    # may_change without "every configuration command proposed is committed".
-    return [(replica_mod.Replica, "may_change", _patched_method(
-        "may_change", "and all(s <= v.committed_upto for s in v.config_slots)", ""))]
+    # change_refusal (which may_change is built on) without "every configuration command
+    # proposed is committed".
+    return [(replica_mod.Replica, "change_refusal", _patched_method(
+        "change_refusal", 'return "a change in flight"', "pass"))]
 
 
 def _removed_vote_counts() -> list[tuple[Any, str, Any]]:
