@@ -67,7 +67,7 @@ RecoverLowest(r, b, Q) ==
 (* ballots rather than by crashing, which keeps a three-ballot search      *)
 (* small enough for the standard set.                                     *)
 (***************************************************************************)
-NoCrashSpec == Init /\ [][ProtocolNext \/ Tick]_vars
+NoCrashSpec == Init /\ [][ProtocolNext \/ NextTick]_vars
 
 
 (***************************************************************************)
@@ -78,21 +78,109 @@ NoCrashSpec == Init /\ [][ProtocolNext \/ Tick]_vars
 (* on Phase1a; ballots are bounded, so the last election stands).         *)
 (***************************************************************************)
 Handle(r) ==
-    \/ \E m \in msgs : Phase1b(r, m) \/ Phase2b(r, m) \/ LeaseGrant(r, m)
-    \/ \E b \in Ballots, Q \in SUBSET Replicas : BecomeLeader(r, b, Q)
-    \/ \E b \in Ballots, s \in Slots : Phase2a(r, b, s) \/ Commit(r, b, s)
-    \/ Apply(r)
-
-SyncTick == Tick /\ ~ENABLED <<\E r \in Replicas : Handle(r)>>_vars
+    /\ \/ \E m \in msgs : Phase1b(r, m) \/ Phase2b(r, m) \/ LeaseGrant(r, m)
+       \/ \E b \in Ballots, Q \in SUBSET Replicas : BecomeLeader(r, b, Q)
+       \/ \E b \in Ballots, s \in Slots : Phase2a(r, b, s) \/ Commit(r, b, s)
+       \/ Apply(r)
+    /\ GhostStep(FALSE)
+SyncTick == NextTick /\ ~ENABLED <<\E r \in Replicas : Handle(r)>>_vars
 
 LiveNext == ProtocolNext \/ SyncTick
 
 LiveSpec ==
     /\ Init /\ [][LiveNext]_vars
     /\ WF_vars(SyncTick)
-    /\ WF_vars(\E r \in Replicas, b \in Ballots : Phase1a(r, b))
-    /\ \A r \in Replicas : WF_vars(Handle(r)) /\ WF_vars(LeaseRenew(r))
+    /\ WF_vars(NextPhase1a)
+    /\ \A r \in Replicas : WF_vars(Handle(r)) /\ WF_vars(LeaseRenew(r) /\ GhostStep(FALSE))
 
 \* Eventually some leader holds a valid lease.
 EventuallyLease == <>(\E r \in Replicas : HoldsLease(r))
+
+(***************************************************************************)
+(* Gray failures and lease handoff (issue 10).  Switches for the hooks of  *)
+(* the base spec, and the seeded bugs.                                     *)
+(***************************************************************************)
+On == TRUE
+TwoDownLinks == 2
+\* Elections by plan: ballot 1 is r1's, ballot 2 is r2's.
+PlanR1R2(r, b) == (b = 1 /\ r = r1) \/ (b = 2 /\ r = r2)
+\* Hand-offs by plan: r1 hands its lease to r2, which has a ballot left.
+HandR1R2(r, s) == r = r1 /\ s = r2
+\* The HandoffGap scenario's elections: r1 first, then r2 once handed the lease.
+\* (With every step forced before time advances, r1 and r2 would otherwise start
+\* their elections in the same round, and the higher ballot would always win.)
+PlanHandoff(r, b) == (b = 1 /\ r = r1) \/ (b = 2 /\ r = r2 /\ HandedOff(r2))
+
+\* NoPeerConfirm: a suspicion alone starts an election.
+SuspicionAlone(r) == Suspecting(r)
+\* VouchWithoutLease: a replica vouches for any leader whose requests it hears.
+VouchAny(m) == TRUE
+\* SkipWaitWithoutHandoff: a new leader skips the wait as if handed every lease.
+HandedEverything(r) == MaxBallot
+\* ServeAfterRelinquish: the relinquished lease still counts.
+NeverRelinquished(r) == FALSE
+\* RenewAfterRelinquish: a relinquished leader renews (and so re-arms) its lease.
+RenewsAnyway(r) == TRUE
+\* NoHandoffSkip: the successor waits out the handed-off lease anyway.
+NoHandoffSkip(r) == 0
+
+(***************************************************************************)
+(* Liveness under gray failure: the links into r1 (the first leader by    *)
+(* the plan) may fail and stay down: r1 goes deaf, so it loses its lease   *)
+(* while the others still hear its requests.  Nothing else fails, and the *)
+(* network is synchronous for the period (as LiveSpec): whatever can be   *)
+(* handled, failure detection included, is handled before time advances. *)
+(* If r1 is cut off from a quorum, someone else must lead.               *)
+(***************************************************************************)
+\* (r2's link first, then r3's: the order does not matter to r1's deafness.)
+R1Deaf(from, to) == to = r1 /\ (from = r2 \/ <<r2, r1>> \in downLinks)
+Never == FALSE
+Off == FALSE
+\* What replica r does before time advances: Handle(r), and failure detection's
+\* answers, clearing and elections (a suspicion itself may wait: the election
+\* timeout takes time).
+Detect(r) ==
+    /\ \/ \E m \in msgs : AnswerProbe(r, m)
+       \/ \E b \in Ballots : Phase1a(r, b)
+       \/ ClearSuspicion(r)
+    /\ GhostStep(FALSE)
+GrayHandle(r) == Handle(r) \/ Detect(r)
+GraySyncTick == NextTick /\ ~ENABLED <<\E r \in Replicas : GrayHandle(r)>>_vars
+GrayLiveNext == ProtocolNext \/ NextLinkDown \/ GraySyncTick
+\* Fairness.  Time advances strongly fairly, and only once nothing is left to
+\* handle (GraySyncTick), so every replica handles whatever it can within the
+\* instant; weak fairness on handling, and separately on failure detection (so
+\* that rounds of suspicion cannot starve a lease grant), rules out stopping
+\* short.  A
+\* follower that suspects, is told the leader is fine, and suspects again,
+\* forever within one instant (a Zeno behaviour) would keep every lease alive:
+\* time is enabled after each such round, so strong fairness makes it pass.
+\* Suspicion (the election timeout) and renewal are not forced before time
+\* advances; each is weakly fair.
+GrayLiveSpec ==
+    /\ Init /\ [][GrayLiveNext]_vars
+    /\ SF_vars(GraySyncTick)
+    /\ WF_vars(\E r \in Replicas : Handle(r))
+    /\ WF_vars(\E r \in Replicas : Detect(r))
+    /\ \A r \in Replicas : /\ WF_vars(Suspect(r) /\ GhostStep(FALSE))
+                           /\ WF_vars(LeaseRenew(r) /\ GhostStep(FALSE))
+\* Infinitely often some leader holds its lease with working links to and from a
+\* quorum (a cut-off leader's lease does not count: it has to be replaced).
+ConnectedLeader(r) ==
+    /\ HoldsLease(r)
+    /\ \E Q \in SUBSET Replicas :
+          r \in Q /\ IsQuorumOf(View(r), Q) /\ \A q \in Q \ {r} : LinkOk(r, q) /\ LinkOk(q, r)
+EventuallyConnectedLease == []<>(\E r \in Replicas : ConnectedLeader(r))
+
+(***************************************************************************)
+(* HandoffGap: no faults, one message delay per Tick (RoundNet), and every *)
+(* step that can be taken is taken before time advances, except the        *)
+(* hand-off itself, which may come at any time.                           *)
+(***************************************************************************)
+RoundForced ==
+    \/ NextPhase1a \/ NextPhase1b \/ NextBecomeLeader \/ NextPhase2a \/ NextPhase2b
+    \/ NextCommit \/ NextApply \/ NextLeaseRenew \/ NextLeaseGrant
+    \/ NextSuspect \/ NextAnswerProbe \/ NextClearSuspicion
+RoundTick == NextTick /\ ~ENABLED <<RoundForced>>_vars
+RoundSpec == Init /\ [][ProtocolNext \/ RoundTick]_vars
 =============================================================================

@@ -26,12 +26,15 @@
 (* installed a B-tree snapshot, or remove a member, one member at a time. *)
 (* Each replica sees the configuration its own log implies.               *)
 (*                                                                         *)
-(* Extension points, so the next steps add actions rather than rewrite:   *)
-(*  - downLinks holds directed pairs; every receive checks LinkUp, so gray *)
-(*    failures and peer-confirmed failure detection add actions that      *)
-(*    change downLinks and guard Phase1a;                                 *)
-(*  - the lease is a set of grants per request, so a voluntary handoff is *)
-(*    a leader action that stops renewing and tells its successor.        *)
+(* Gray failures and deployments (paper section 6.2): directed links fail *)
+(* and recover (LinkDown, LinkUp on downLinks); a follower that stops     *)
+(* hearing a leader that holds its lease suspects it, probes its peers    *)
+(* and starts an election only when a quorum confirms (Suspect,           *)
+(* AnswerProbe, ClearSuspicion, guarding Phase1a); a leader about to be   *)
+(* restarted hands its lease off (LeaseRelinquish).  NoNeedlessElection   *)
+(* and HandoffGap state what these buy; each is off (a hook) in the       *)
+(* models that do not check them, which leaves their state spaces as     *)
+(* they were.                                                             *)
 (***************************************************************************)
 EXTENDS Naturals, Integers, Sequences, FiniteSets, TLC
 
@@ -85,6 +88,7 @@ VARIABLES
     offset,       \* offset[r]: how far r's clock is ahead of real time, 0..MaxDrift
     downLinks,    \* set of directed pairs <<from, to>> whose link drops messages
     msgs,         \* every message ever sent (see "Network" below)
+    fresh,        \* messages sent since real time last advanced (RoundNet only)
     \* durable per-replica state: survives Crash
     ballot,       \* highest ballot promised (phase 1) or accepted
     log,          \* log[r][s] = [bal |-> b, cmd |-> c], bal = 0 for an empty slot
@@ -96,15 +100,24 @@ VARIABLES
     proposals,    \* leader: proposals[r][s] is its command for slot s
     readBarrier,  \* leader: slots recovered at election; reads wait for them
     waitLeft,     \* leader: local time left before it may serve
+    relinquished, \* leader: it handed its lease off (LeaseRelinquish)
+    heardLeft,    \* local time left on the last lease-holding leader r heard of
     \* ghost state for the properties; no replica reads it
     acked,        \* client writes acknowledged to the client
-    precede       \* <<w1, w2>>: w1 was acknowledged before w2 was invoked
+    precede,      \* <<w1, w2>>: w1 was acknowledged before w2 was invoked
+    \* ghost state kept by the Next wrapper (GhostStep), not by the actions
+    window,       \* window[r]: <<leader, quorum>> pairs healthy since r began suspecting
+    gap           \* handoff timer: -1 before one, n >= 0 ticks without a reader, -2 after
 
 durableVars  == <<ballot, log, granted, applied, hasTree>>
-volatileVars == <<role, proposals, readBarrier, waitLeft>>
+\* what StepDown resets
+stepVars     == <<role, proposals, readBarrier, waitLeft, relinquished>>
+volatileVars == <<stepVars, heardLeft>>
 ghostVars    == <<acked, precede>>
 envVars      == <<offset, downLinks>>
-vars == <<envVars, msgs, durableVars, volatileVars, ghostVars>>
+netVars      == <<msgs, fresh>>
+wrapVars     == <<window, gap>>
+vars == <<envVars, netVars, durableVars, volatileVars, ghostVars, wrapVars>>
 
 -----------------------------------------------------------------------------
 (* Membership and quorums *)
@@ -218,10 +231,31 @@ StateOf(seq) ==
 (* and reordering network is a behaviour of this spec.  A receiver takes  *)
 (* a message only over a link that is up.                                 *)
 (***************************************************************************)
-Send(m) == msgs' = msgs \cup {m}
-SendAll(S) == msgs' = msgs \cup S
-LinkUp(from, to) == <<from, to>> \notin downLinks
-Receivable(m, r) == m \in msgs /\ m.from # r /\ LinkUp(m.from, r)
+(***************************************************************************)
+(* The network.  msgs holds every message ever sent; a receiver may take   *)
+(* a message any number of times, in any order, or never (loss), unless   *)
+(* the link from its sender is down.  RoundNet (a hook, FALSE but in the  *)
+(* HandoffGap model) makes one Tick one message delay: a message sent     *)
+(* since the last Tick (in fresh) is not delivered before the next one.   *)
+(***************************************************************************)
+RoundNet == FALSE
+Send(m) ==
+    /\ msgs' = msgs \cup {m}
+    /\ fresh' = IF RoundNet THEN fresh \cup {m} ELSE fresh
+SendAll(S) ==
+    /\ msgs' = msgs \cup S
+    /\ fresh' = IF RoundNet THEN fresh \cup S ELSE fresh
+\* Send m and forget the messages D (see Suspect: r ignores them from now on).
+SendDropping(D, m) ==
+    /\ msgs' = (msgs \ D) \cup {m}
+    /\ fresh' = IF RoundNet THEN (fresh \ D) \cup {m} ELSE fresh \ D
+Drop(D) ==
+    /\ msgs' = msgs \ D
+    /\ fresh' = fresh \ D
+LinkOk(from, to) == <<from, to>> \notin downLinks
+\* Message m (sent by another replica) can have reached r.
+Delivered(m, r) == LinkOk(m.from, r) /\ m \notin fresh
+Receivable(m, r) == m \in msgs /\ m.from # r /\ Delivered(m, r)
 
 -----------------------------------------------------------------------------
 (* Time *)
@@ -264,8 +298,11 @@ Age(m, adv) ==
 ClocksAdvance(off, adv) ==
     /\ offset' = off
     /\ waitLeft' = [r \in Replicas |-> Sub0(waitLeft[r], adv[r])]
+    /\ heardLeft' = [r \in Replicas |-> Sub0(heardLeft[r], adv[r])]
     /\ msgs' = {m \in {Age(m, adv) : m \in msgs} : ~IsLeaseMsg(m) \/ m.left > 0}
-    /\ UNCHANGED <<downLinks, durableVars, role, proposals, readBarrier, ghostVars>>
+    /\ fresh' = {}
+    /\ UNCHANGED <<downLinks, durableVars, role, proposals, readBarrier, relinquished,
+                   ghostVars>>
 
 Tick ==
     \E off \in [Replicas -> 0..MaxDrift] :
@@ -306,7 +343,7 @@ NewLeaderWait == LeaseDur + LeaseMargin
 LeaseAcks(r) == {m \in msgs : m.type = "leaseAck" /\ m.bal = ballot[r] /\ m.to = r}
 
 \* Who granted r's request with x left, among the grants acks (scanning msgs once).
-GrantorsIn(acks, r, x) == {r} \cup {m.from : m \in {m \in acks : m.left = x /\ LinkUp(m.from, r)}}
+GrantorsIn(acks, r, x) == {r} \cup {m.from : m \in {m \in acks : m.left = x /\ Delivered(m, r)}}
 
 LeaseGrantors(r, x) == GrantorsIn(LeaseAcks(r), r, x)
 
@@ -327,10 +364,15 @@ LeaseLeft(r) ==
         held  == {x \in {m.left : m \in acks} : IsQuorumOf(cfg, GrantorsIn(acks, r, x))}
     IN IF role[r] = "leader" /\ held # {} THEN Max(held) ELSE 0
 
+\* Whether r has handed its lease off (a hook: the mutant ServeAfterRelinquish
+\* forgets it, so the relinquished lease still counts).
+Relinquished(r) == relinquished[r]
+
 HoldsLease(r) ==
     /\ role[r] = "leader"
     /\ waitLeft[r] = 0
     /\ LeaseLeft(r) > 0
+    /\ ~Relinquished(r)
 
 -----------------------------------------------------------------------------
 (* Hooks that the seeded-bug mutants override from their .cfg files. *)
@@ -348,7 +390,7 @@ CommitQuorum(C, S) == IsQuorumOf(C, S)
 KnownCommitted(r, s) ==
     \E m \in msgs :
         /\ m.type = "commit" /\ m.slot = s /\ m.bal = log[r][s].bal
-        /\ (m.from = r \/ LinkUp(m.from, r))
+        /\ (m.from = r \/ Delivered(m, r))
 
 -----------------------------------------------------------------------------
 (* Recovery: what a new leader re-proposes *)
@@ -401,6 +443,7 @@ Init ==
     /\ offset \in [Replicas -> 0..MaxDrift]
     /\ downLinks = {}
     /\ msgs = {}
+    /\ fresh = {}
     /\ ballot = [r \in Replicas |-> 0]
     /\ log = [r \in Replicas |-> [s \in Slots |-> EmptyEntry]]
     /\ granted = [r \in Replicas |-> 0]
@@ -410,8 +453,12 @@ Init ==
     /\ proposals = [r \in Replicas |-> << >>]
     /\ readBarrier = [r \in Replicas |-> 0]
     /\ waitLeft = [r \in Replicas |-> 0]
+    /\ relinquished = [r \in Replicas |-> FALSE]
+    /\ heardLeft = [r \in Replicas |-> 0]
     /\ acked = {}
     /\ precede = {}
+    /\ window = [r \in Replicas |-> {}]
+    /\ gap = -1
 
 \* Volatile state of a replica that is not (or no longer) leading.
 StepDown(r) ==
@@ -419,6 +466,7 @@ StepDown(r) ==
     /\ proposals' = [proposals EXCEPT ![r] = << >>]
     /\ readBarrier' = [readBarrier EXCEPT ![r] = 0]
     /\ waitLeft' = [waitLeft EXCEPT ![r] = 0]
+    /\ relinquished' = [relinquished EXCEPT ![r] = FALSE]
 
 \* Whether a replica of kind k in its view, with a B-tree or not, may lead
 \* (a hook: the mutant LogReplicaLeads lets log replicas lead).
@@ -429,19 +477,147 @@ MayLead(k, tree) == k = "storage" /\ tree
 \* leaves every state it reaches a real state of the spec).
 MayStartBallot(r, b) == TRUE
 
+-----------------------------------------------------------------------------
+(* Gray failures: link faults and peer-confirmed failure detection *)
+
+(***************************************************************************)
+(* Directed links fail and recover: the environment's actions on          *)
+(* downLinks.  MaxDownLinks bounds how many are down at once (0: links     *)
+(* never fail, as in the models that do not check gray failures);         *)
+(* MayLinkFail and MayLinkRecover let a model restrict which fail and      *)
+(* whether they recover (the liveness model lets the faults settle).      *)
+(***************************************************************************)
+MaxDownLinks == 0
+MayLinkFail(from, to) == TRUE
+MayLinkRecover == TRUE
+
+LinkDown(from, to) ==
+    /\ from # to /\ LinkOk(from, to)
+    /\ Cardinality(downLinks) < MaxDownLinks
+    /\ MayLinkFail(from, to)
+    /\ downLinks' = downLinks \cup {<<from, to>>}
+    /\ UNCHANGED <<offset, netVars, durableVars, volatileVars, ghostVars>>
+
+LinkUp(from, to) ==
+    /\ ~LinkOk(from, to)
+    /\ MayLinkRecover
+    /\ downLinks' = downLinks \ {<<from, to>>}
+    /\ UNCHANGED <<offset, netVars, durableVars, volatileVars, ghostVars>>
+
+(***************************************************************************)
+(* Peer-confirmed failure detection (paper 6.2: "the follower that wants  *)
+(* to trigger a failover sends a message to other replicas in the         *)
+(* replication group asking if they can communicate with the leader.  If *)
+(* replicas respond with a healthy leader message, the follower drops its *)
+(* attempt to trigger a leader election").  PeerConfirm (a hook) turns it *)
+(* on; off, any storage replica may start an election at any time, the   *)
+(* most adversarial elections, which the safety models check against.   *)
+(*                                                                         *)
+(* Hearing.  A lease request says whether its leader held its lease when  *)
+(* it asked (held); a replica that grants such a request has heard a      *)
+(* healthy leader, and believes so for LeaseDur of its own clock          *)
+(* (heardLeft).  CHOICE: the lease requests are the heartbeats, so a      *)
+(* leader that cannot hear a quorum (its grants do not reach it) loses    *)
+(* its lease, stops claiming one, and its followers stop vouching for it *)
+(* within a lease; a follower that merely receives the leader's messages *)
+(* is not enough (mutant VouchWithoutLease: then a leader cut off from    *)
+(* its quorum's answers, whose requests still go out, is vouched for     *)
+(* forever and nobody is elected).                                        *)
+(*                                                                         *)
+(* CHOICE: the confirmation quorum.  A suspecting follower r elects only  *)
+(* when the peers that answered "I do not hear a healthy leader",        *)
+(* together with r, are a quorum of r's view, and r still hears none.    *)
+(* A leader holding its lease with working links to a quorum Q has every  *)
+(* member of Q vouching for it, and every quorum of answers meets Q, so   *)
+(* one of them would have vouched (NoNeedlessElection).  Fewer (say one   *)
+(* peer) would let two followers cut off from the leader depose it while *)
+(* it still serves the rest; all peers would leave a group with one dead  *)
+(* follower unable to replace a dead leader.  A healthy answer ends the   *)
+(* suspicion (the paper's "drops its attempt").  Answers count in r's     *)
+(* own view: with membership changes a stale follower may count them in  *)
+(* a configuration that no longer meets the leader's quorum, which costs *)
+(* a needless election, never safety; NoNeedlessElection is checked       *)
+(* without membership changes.                                            *)
+(*                                                                         *)
+(* CHOICE (abstraction): a probe carries a fresh nonce, so answers to an  *)
+(* earlier suspicion are ignored; the model deletes that suspicion's      *)
+(* probe and answers instead of keeping a counter (ProbeMsgs), which      *)
+(* keeps the state space finite.                                          *)
+(***************************************************************************)
+PeerConfirm == FALSE
+
+ProbeMsgs(r) ==
+    {m \in msgs : \/ m.type = "probe" /\ m.from = r
+                  \/ m.type = "probeAck" /\ m.to = r}
+
+Suspecting(r) == \E m \in msgs : m.type = "probe" /\ m.from = r
+
+\* What replica a answers a probe: whether it hears a healthy leader (a leader
+\* holding its lease vouches for itself).
+Hears(a) == heardLeft[a] > 0 \/ HoldsLease(a)
+
+\* Follower r, a storage replica that has heard no healthy leader for a lease,
+\* suspects the leader and asks its peers (the election timeout fired).  (A
+\* replica with no ballot left to start, a model bound, does not bother.)
+Suspect(r) ==
+    /\ PeerConfirm
+    /\ MayLead(View(r)[r], hasTree[r])
+    /\ role[r] = "follower"
+    /\ \E b \in Ballots : b > ballot[r] /\ MayStartBallot(r, b)
+    /\ ~Suspecting(r)
+    /\ heardLeft[r] = 0
+    /\ SendDropping(ProbeMsgs(r), [type |-> "probe", from |-> r])
+    /\ UNCHANGED <<envVars, durableVars, volatileVars, ghostVars>>
+
+\* Member a answers probe m, once, with whether it hears a healthy leader.
+AnswerProbe(a, m) ==
+    /\ Receivable(m, a) /\ m.type = "probe"
+    /\ IsMember(a)
+    /\ ~\E k \in msgs : k.type = "probeAck" /\ k.from = a /\ k.to = m.from
+    /\ Send([type |-> "probeAck", from |-> a, to |-> m.from, hears |-> Hears(a)])
+    /\ UNCHANGED <<envVars, durableVars, volatileVars, ghostVars>>
+
+\* The answers that reached r.
+ProbeAcks(r) == {m \in msgs : m.type = "probeAck" /\ m.to = r /\ Delivered(m, r)}
+
+\* r drops its suspicion: a peer vouched for a leader, or r hears one again.
+ClearSuspicion(r) ==
+    /\ Suspecting(r)
+    /\ heardLeft[r] > 0 \/ \E m \in ProbeAcks(r) : m.hears
+    /\ Drop(ProbeMsgs(r))
+    /\ UNCHANGED <<envVars, durableVars, volatileVars, ghostVars>>
+
+\* A quorum of r's view, r included, confirms that nobody hears a healthy leader.
+Confirmed(r) ==
+    /\ Suspecting(r)
+    /\ heardLeft[r] = 0
+    /\ IsQuorumOf(View(r), {r} \cup {m.from : m \in {m \in ProbeAcks(r) : ~m.hears}})
+
+\* Which suspicion elects (a hook: the mutant NoPeerConfirm elects on
+\* suspicion alone).
+ElectionConfirmed(r) == Confirmed(r)
+
+\* The leader of r's ballot handed its lease off to r (see LeaseRelinquish).
+HandedOff(r) ==
+    \E m \in msgs : m.type = "handoff" /\ m.to = r /\ m.bal = ballot[r] /\ Delivered(m, r)
+
+MayElect(r) == ~PeerConfirm \/ ElectionConfirmed(r) \/ HandedOff(r)
+
 \* Storage replica r starts an election with ballot b (paper 3: "any
-\* replica can trigger a round of the election").  It promises b itself.
+\* replica can trigger a round of the election").  It promises b itself,
+\* and its suspicion, if any, has served its purpose.
 Phase1a(r, b) ==
     /\ MayLead(View(r)[r], hasTree[r])
     /\ MayStartBallot(r, b)
     /\ role[r] # "leader"
     /\ b > ballot[r]
     /\ ~\E m \in msgs : m.type = "1a" /\ m.bal = b
+    /\ MayElect(r)
     /\ ballot' = [ballot EXCEPT ![r] = b]
     /\ role' = [role EXCEPT ![r] = "candidate"]
-    /\ Send([type |-> "1a", bal |-> b, from |-> r])
+    /\ SendDropping(ProbeMsgs(r), [type |-> "1a", bal |-> b, from |-> r])
     /\ UNCHANGED <<envVars, log, granted, applied, hasTree, proposals, readBarrier, waitLeft,
-                   ghostVars>>
+                   relinquished, heardLeft, ghostVars>>
 
 \* Acceptor a, a member in its own view, promises ballot m.bal and reports
 \* its whole log.
@@ -453,7 +629,7 @@ Phase1b(a, m) ==
     /\ StepDown(a)
     /\ Send([type |-> "1b", bal |-> m.bal, from |-> a, to |-> m.from, log |-> log[a],
              granted |-> granted[a]])
-    /\ UNCHANGED <<envVars, log, granted, applied, hasTree, ghostVars>>
+    /\ UNCHANGED <<envVars, log, granted, applied, hasTree, heardLeft, ghostVars>>
 
 (***************************************************************************)
 (* CHOICE: every replica durably records the highest ballot whose lease it *)
@@ -470,7 +646,23 @@ VoterGranted(r, b, Q) ==
     {granted[r]} \cup {m.granted : m \in {m \in msgs : m.type = "1b" /\ m.bal = b
                                                 /\ m.to = r /\ m.from \in Q}}
 
-LeaseWaitNeeded(r, b, Q) == \E g \in VoterGranted(r, b, Q) : g > 0
+(***************************************************************************)
+(* CHOICE: lease handoff.  A leader that relinquished ballot h's lease     *)
+(* never serves with it again (Relinquished), so its successor need not   *)
+(* wait out a lease of ballot h; any other earlier lease it still waits   *)
+(* out.  It can tell which: every lease needed a quorum of grants, which   *)
+(* meets its voters, and each voter reports the highest ballot it granted.*)
+(* So the wait is skipped iff every reported grant is of a ballot <= h.   *)
+(* A lease of a ballot below h had expired before h's leader served, as  *)
+(* it waited for it: so LeaseRelinquish requires HoldsLease.              *)
+(***************************************************************************)
+\* The highest ballot whose lease was handed off to r (0: none); a hook, the
+\* mutant SkipWaitWithoutHandoff skips the wait as if every lease had been.
+HandoffBal(r) ==
+    LET hs == {m.bal : m \in {m \in msgs : m.type = "handoff" /\ m.to = r /\ Delivered(m, r)}}
+    IN IF hs = {} THEN 0 ELSE Max(hs)
+
+LeaseWaitNeeded(r, b, Q) == \E g \in VoterGranted(r, b, Q) : g > HandoffBal(r)
 
 \* Candidate r has promises for b from a quorum Q: it leads, recovers the
 \* log and starts waiting out any earlier lease.  CHOICE: Q is a minimal
@@ -499,7 +691,7 @@ LeaseWaitNeeded(r, b, Q) == \E g \in VoterGranted(r, b, Q) : g > 0
 KnownPrefix(r) ==
     Max({k \in 0..MaxSlot :
            \A s \in 1..k : \E m \in msgs : m.type = "commit" /\ m.slot = s
-                                         /\ (m.from = r \/ LinkUp(m.from, r))})
+                                         /\ (m.from = r \/ Delivered(m, r))})
 
 \* The configurations candidate r's election quorum must be a quorum of.
 ElectionConfigs(r, rec) ==
@@ -514,7 +706,7 @@ BecomeLeader(r, b, Q) ==
     \* (redundant without changes: filters before recovery, for TLC's speed)
     /\ ChangeCmds = {} => IsQuorumOf(InitConfig, Q)
     /\ \A a \in Q \ {r} : \E m \in msgs :
-          m.type = "1b" /\ m.bal = b /\ m.from = a /\ m.to = r /\ LinkUp(a, r)
+          m.type = "1b" /\ m.bal = b /\ m.from = a /\ m.to = r /\ Delivered(m, r)
     /\ LET rec  == Recover(r, b, Q)
            cfgs == ElectionConfigs(r, rec)
        IN /\ IsQuorumOfAll(cfgs, Q)
@@ -525,7 +717,7 @@ BecomeLeader(r, b, Q) ==
     /\ role' = [role EXCEPT ![r] = "leader"]
     /\ waitLeft' = [waitLeft EXCEPT ![r] =
                         IF LeaseWaitNeeded(r, b, Q) THEN NewLeaderWait ELSE 0]
-    /\ UNCHANGED <<envVars, msgs, durableVars, ghostVars>>
+    /\ UNCHANGED <<envVars, netVars, durableVars, relinquished, heardLeft, ghostVars>>
 
 \* Leader r may serve clients: it holds its lease, which includes having
 \* waited out every earlier leader's lease.
@@ -580,7 +772,7 @@ ClientWrite(r, c) ==
     /\ AppendCmd(r, c)
     /\ precede' = precede \cup {<<w, c>> : w \in acked}
     /\ UNCHANGED <<envVars, ballot, granted, applied, hasTree, role, readBarrier, waitLeft,
-                   acked>>
+                   relinquished, heardLeft, acked>>
 
 -----------------------------------------------------------------------------
 (* Membership changes *)
@@ -642,7 +834,8 @@ AddMember(r, c) ==
           /\ ballot' = [ballot EXCEPT ![x] = JoinBallot(x)]
           /\ granted' = [granted EXCEPT ![x] = JoinGranted(x)]
           /\ SendAll(Proposal(r, b, s, c))
-    /\ UNCHANGED <<envVars, applied, hasTree, role, readBarrier, waitLeft, ghostVars>>
+    /\ UNCHANGED <<envVars, applied, hasTree, role, readBarrier, waitLeft, relinquished,
+                   heardLeft, ghostVars>>
 
 \* Leader r removes member Ops[c].who (a failed replica, or a log replica no
 \* longer needed once a storage replica replaced it).
@@ -651,7 +844,7 @@ RemoveMember(r, c) ==
     /\ LET x == Ops[c].who IN View(r)[x] # "none" /\ x # r
     /\ AppendCmd(r, c)
     /\ UNCHANGED <<envVars, ballot, granted, applied, hasTree, role, readBarrier, waitLeft,
-                   ghostVars>>
+                   relinquished, heardLeft, ghostVars>>
 
 \* Leader r promotes log replica Ops[c].who, which has installed a B-tree
 \* snapshot and keeps applying the log tail, to a storage replica.
@@ -660,7 +853,7 @@ PromoteMember(r, c) ==
     /\ LET x == Ops[c].who IN View(r)[x] = "log" /\ hasTree[x]
     /\ AppendCmd(r, c)
     /\ UNCHANGED <<envVars, ballot, granted, applied, hasTree, role, readBarrier, waitLeft,
-                   ghostVars>>
+                   relinquished, heardLeft, ghostVars>>
 
 \* Replica x, which keeps no B-tree, installs a copy of storage replica
 \* src's B-tree (a committed prefix of the log); it then applies the log's
@@ -675,10 +868,10 @@ InstallSnapshot(x, src) ==
     /\ x # src
     /\ ~hasTree[x] /\ hasTree[src]
     /\ SnapshotTarget(x)
-    /\ LinkUp(src, x)
+    /\ LinkOk(src, x)
     /\ \E n \in 0..Len(applied[src]) : applied' = [applied EXCEPT ![x] = SnapshotOf(src, n)]
     /\ hasTree' = [hasTree EXCEPT ![x] = TRUE]
-    /\ UNCHANGED <<envVars, msgs, ballot, log, granted, volatileVars, ghostVars>>
+    /\ UNCHANGED <<envVars, netVars, ballot, log, granted, volatileVars, ghostVars>>
 
 -----------------------------------------------------------------------------
 
@@ -715,14 +908,14 @@ Phase2b(a, m) ==
     /\ m.slot > 1 => log[a][m.slot - 1].bal = m.bal
     /\ ballot' = [ballot EXCEPT ![a] = m.bal]
     /\ log' = [log EXCEPT ![a][m.slot] = [bal |-> m.bal, cmd |-> m.cmd]]
-    /\ IF m.bal > ballot[a] THEN StepDown(a) ELSE UNCHANGED volatileVars
+    /\ IF m.bal > ballot[a] THEN StepDown(a) ELSE UNCHANGED stepVars
     /\ Send([type |-> "2b", bal |-> m.bal, slot |-> m.slot, cmd |-> m.cmd, from |-> a])
-    /\ UNCHANGED <<envVars, granted, applied, hasTree, ghostVars>>
+    /\ UNCHANGED <<envVars, granted, applied, hasTree, heardLeft, ghostVars>>
 
 \* Replicas whose phase-2b vote for (b, s) leader r has received.
 Votes2b(r, b, s) ==
     {r} \cup {m.from : m \in {m \in msgs : m.type = "2b" /\ m.bal = b /\ m.slot = s
-                                       /\ LinkUp(m.from, r)}}
+                                       /\ Delivered(m, r)}}
 
 \* Leader r learns that slot s is committed in ballot b (in slot order, as
 \* a commit index), tells the others
@@ -759,7 +952,7 @@ Apply(r) ==
          /\ log[r][s].bal > 0
          /\ KnownCommitted(r, s)
          /\ applied' = [applied EXCEPT ![r] = Append(@, log[r][s].cmd)]
-    /\ UNCHANGED <<envVars, msgs, ballot, log, granted, hasTree, volatileVars, ghostVars>>
+    /\ UNCHANGED <<envVars, netVars, ballot, log, granted, hasTree, volatileVars, ghostVars>>
 
 \* Leader r asks for a lease of LeaseDur from now on its clock.  CHOICE: it
 \* renews when at most RenewAhead of its lease is left, only if the new
@@ -768,26 +961,69 @@ Apply(r) ==
 \* expired.
 RenewAhead == 1
 RenewDue(r) == LeaseLeft(r) <= RenewAhead
+\* A relinquished leader never renews (a hook: the mutant RenewAfterRelinquish
+\* forgets this, and its renewal re-arms the lease, as a renewal timer that
+\* nobody cancelled would).
+MayRenew(r) == ~relinquished[r]
+
 LeaseRenew(r) ==
     /\ role[r] = "leader"
+    /\ MayRenew(r)
     /\ LeaseDur > waitLeft[r]
     /\ RenewDue(r)
     /\ ~\E m \in msgs : m.type = "lease" /\ m.from = r /\ m.bal = ballot[r]
                         /\ m.left > LeaseLeft(r)
-    /\ Send([type |-> "lease", bal |-> ballot[r], left |-> LeaseDur, from |-> r])
-    /\ UNCHANGED <<envVars, durableVars, volatileVars, ghostVars>>
+    /\ Send([type |-> "lease", bal |-> ballot[r], left |-> LeaseDur,
+             held |-> PeerConfirm /\ HoldsLease(r), from |-> r])
+    /\ relinquished' = [relinquished EXCEPT ![r] = FALSE]
+    /\ UNCHANGED <<envVars, durableVars, role, proposals, readBarrier, waitLeft, heardLeft,
+                   ghostVars>>
+
+\* Whether granting request m means hearing a healthy leader (a hook: the
+\* mutant VouchWithoutLease counts any request).
+Vouches(m) == m.held
 
 \* Replica a grants the lease of lease request m: it has promised no higher
-\* ballot, so this grant happens before any later leader's election.
+\* ballot, so this grant happens before any later leader's election.  A
+\* request from a leader holding its lease is a heartbeat (see Hears).
 LeaseGrant(a, m) ==
     /\ Receivable(m, a) /\ m.type = "lease"
     /\ IsMember(a)
     /\ m.bal >= ballot[a]
     /\ ballot' = [ballot EXCEPT ![a] = m.bal]
     /\ granted' = [granted EXCEPT ![a] = m.bal]
-    /\ IF m.bal > ballot[a] THEN StepDown(a) ELSE UNCHANGED volatileVars
+    /\ IF m.bal > ballot[a] THEN StepDown(a) ELSE UNCHANGED stepVars
+    /\ heardLeft' = IF PeerConfirm /\ Vouches(m) THEN [heardLeft EXCEPT ![a] = LeaseDur]
+                    ELSE heardLeft
     /\ Send([type |-> "leaseAck", bal |-> m.bal, left |-> m.left, from |-> a, to |-> m.from])
     /\ UNCHANGED <<envVars, log, applied, hasTree, ghostVars>>
+
+(***************************************************************************)
+(* Lease handoff (paper 6: a deployment restarts every replica's process; *)
+(* the leader hands its leadership off first).  Leader r, holding its     *)
+(* lease, stops serving and renewing (Relinquished: its lease is void     *)
+(* from now on) and tells successor s, a storage replica of its view,     *)
+(* which ballot's lease it gave up.  s starts an election at once, with no *)
+(* peer confirmation (HandedOff), and need not wait out that lease (see    *)
+(* the CHOICE on handoff at BecomeLeader).  r leads on, without serving,   *)
+(* until s's ballot deposes it.  HandoffsOn (a hook) enables it.          *)
+(***************************************************************************)
+HandoffsOn == FALSE
+
+\* Which leader may hand off to which successor: any (a hook, a scenario
+\* bound like MayStartBallot: the HandoffGap model hands off to the replica
+\* that has a ballot left to start).
+MayRelinquish(r, s) == TRUE
+
+LeaseRelinquish(r, s) ==
+    /\ HandoffsOn
+    /\ MayRelinquish(r, s)
+    /\ HoldsLease(r)
+    /\ s # r /\ View(r)[s] = "storage"
+    /\ relinquished' = [relinquished EXCEPT ![r] = TRUE]
+    /\ Send([type |-> "handoff", bal |-> ballot[r], from |-> r, to |-> s])
+    /\ UNCHANGED <<envVars, durableVars, role, proposals, readBarrier, waitLeft, heardLeft,
+                   ghostVars>>
 
 \* Slots leader r has committed in its own ballot.
 CommittedByLeader(r) ==
@@ -837,7 +1073,9 @@ Crash(r) ==
     /\ log' = [log EXCEPT ![r] = DurableLog(r)]
     /\ granted' = [granted EXCEPT ![r] = DurableGranted(r)]
     /\ StepDown(r)
-    /\ UNCHANGED <<envVars, msgs, applied, hasTree, ghostVars>>
+    /\ heardLeft' = [heardLeft EXCEPT ![r] = 0]
+    /\ Drop(ProbeMsgs(r))
+    /\ UNCHANGED <<envVars, applied, hasTree, ghostVars>>
 
 -----------------------------------------------------------------------------
 
@@ -852,32 +1090,138 @@ Crash(r) ==
 (* StrongRead and EventualRead change no state, so Next leaves them out;  *)
 (* the invariants check every value they could return in every state.    *)
 (***************************************************************************)
-NextPhase1a      == \E r \in Replicas, b \in Ballots : Phase1a(r, b)
-NextPhase1b      == \E a \in Replicas : \E m \in msgs : Phase1b(a, m)
-NextBecomeLeader == \E r \in Replicas, b \in Ballots, Q \in SUBSET Replicas :
-                        BecomeLeader(r, b, Q)
-NextClientWrite  == \E r \in Replicas, c \in Cmds : ClientWrite(r, c)
-NextPhase2a      == \E r \in Replicas, b \in Ballots, s \in Slots : Phase2a(r, b, s)
-NextPhase2b      == \E a \in Replicas : \E m \in msgs : Phase2b(a, m)
-NextCommit       == \E r \in Replicas, b \in Ballots, s \in Slots : Commit(r, b, s)
-NextApply        == \E r \in Replicas : Apply(r)
-NextAddMember    == \E r \in Replicas, c \in ChangeCmds : AddMember(r, c)
-NextRemoveMember == \E r \in Replicas, c \in ChangeCmds : RemoveMember(r, c)
-NextPromoteMember == \E r \in Replicas, c \in ChangeCmds : PromoteMember(r, c)
-NextInstallSnapshot == \E x, src \in Replicas : InstallSnapshot(x, src)
-NextLeaseRenew   == \E r \in Replicas : LeaseRenew(r)
-NextLeaseGrant   == \E a \in Replicas : \E m \in msgs : LeaseGrant(a, m)
-NextCrash        == \E r \in Replicas : Crash(r)
+(***************************************************************************)
+(* Ghost state for NoNeedlessElection and HandoffGap, kept by GhostStep,  *)
+(* which every Next disjunct conjoins (so no action has to); both are     *)
+(* constant unless PeerConfirm or HandoffsOn is on.                       *)
+(*                                                                         *)
+(* A leader L is healthy via quorum Q (L in Q) while it holds its lease   *)
+(* and every other member of Q has working links to and from it           *)
+(* (downLinks) and hears it (heardLeft: the links delivered its           *)
+(* heartbeat).  window[r] holds the pairs <<L, Q>> healthy in every state *)
+(* since r began suspecting: an election r starts while it is not empty   *)
+(* is needless.  (Healthy in the state the election starts from alone is *)
+(* not enough to blame the follower: the answers it counted were given   *)
+(* earlier, when the leader may not have been.)                           *)
+(*                                                                         *)
+(* gap counts the Ticks (real time) after a LeaseRelinquish during which  *)
+(* no replica could serve a strong read; it stops at the first state in    *)
+(* which one can, and just past HandoffBound (so the state space stays     *)
+(* finite).  Only a model with a bounded message delay (RoundNet) keeps it.*)
+(***************************************************************************)
+\* (derived at HandoffGap below)
+HandoffBound == 5
+
+HealthyVia(L, Q) ==
+    /\ L \in Q /\ IsQuorumOf(View(L), Q)
+    /\ HoldsLease(L)
+    /\ \A q \in Q \ {L} : LinkOk(L, q) /\ LinkOk(q, L) /\ heardLeft[q] > 0
+
+\* Whether GhostStep keeps window (a hook: a model that does not check
+\* NoNeedlessElection turns it off, since the ghost multiplies its states).
+TrackNeedless == PeerConfirm
+
+GhostStep(isTick) ==
+    /\ window' =
+          IF ~TrackNeedless THEN window
+          ELSE LET H == {p \in Replicas \X SUBSET Replicas : HealthyVia(p[1], p[2])}
+               IN [r \in Replicas |->
+                     IF Suspecting(r) THEN (IF window[r] = {} THEN {} ELSE window[r] \cap H)
+                     ELSE IF \E m \in msgs' : m.type = "probe" /\ m.from = r THEN H
+                     ELSE {}]
+    /\ gap' =
+          IF ~(HandoffsOn /\ RoundNet) THEN gap
+          ELSE CASE gap = -1 /\ \E r \in Replicas : relinquished'[r] /\ ~relinquished[r] -> 0
+                 [] gap >= 0 /\ \E r \in Replicas : CanStrongRead(r) -> -2
+                 [] gap >= 0 /\ isTick -> IF gap > HandoffBound THEN gap ELSE gap + 1
+                 [] OTHER -> gap
+
+(***************************************************************************)
+(* The next-state relation.  Every disjunct is a named operator, so TLC    *)
+(* names each step of a counterexample itself (etcd's etcdraft.tla does   *)
+(* the same): Next<Action> (conformance/ maps it to the action of         *)
+(* reference/actions.py).                                                 *)
+(*                                                                         *)
+(* StrongRead and EventualRead change no state, so Next leaves them out;  *)
+(* the invariants check every value they could return in every state.    *)
+(***************************************************************************)
+NextPhase1a ==
+    /\ \E r \in Replicas, b \in Ballots : Phase1a(r, b)
+    /\ GhostStep(FALSE)
+NextPhase1b ==
+    /\ \E a \in Replicas : \E m \in msgs : Phase1b(a, m)
+    /\ GhostStep(FALSE)
+NextBecomeLeader ==
+    /\ \E r \in Replicas, b \in Ballots, Q \in SUBSET Replicas : BecomeLeader(r, b, Q)
+    /\ GhostStep(FALSE)
+NextClientWrite ==
+    /\ \E r \in Replicas, c \in Cmds : ClientWrite(r, c)
+    /\ GhostStep(FALSE)
+NextPhase2a ==
+    /\ \E r \in Replicas, b \in Ballots, s \in Slots : Phase2a(r, b, s)
+    /\ GhostStep(FALSE)
+NextPhase2b ==
+    /\ \E a \in Replicas : \E m \in msgs : Phase2b(a, m)
+    /\ GhostStep(FALSE)
+NextCommit ==
+    /\ \E r \in Replicas, b \in Ballots, s \in Slots : Commit(r, b, s)
+    /\ GhostStep(FALSE)
+NextApply ==
+    /\ \E r \in Replicas : Apply(r)
+    /\ GhostStep(FALSE)
+NextAddMember ==
+    /\ \E r \in Replicas, c \in ChangeCmds : AddMember(r, c)
+    /\ GhostStep(FALSE)
+NextRemoveMember ==
+    /\ \E r \in Replicas, c \in ChangeCmds : RemoveMember(r, c)
+    /\ GhostStep(FALSE)
+NextPromoteMember ==
+    /\ \E r \in Replicas, c \in ChangeCmds : PromoteMember(r, c)
+    /\ GhostStep(FALSE)
+NextInstallSnapshot ==
+    /\ \E x, src \in Replicas : InstallSnapshot(x, src)
+    /\ GhostStep(FALSE)
+NextLeaseRenew ==
+    /\ \E r \in Replicas : LeaseRenew(r)
+    /\ GhostStep(FALSE)
+NextLeaseGrant ==
+    /\ \E a \in Replicas : \E m \in msgs : LeaseGrant(a, m)
+    /\ GhostStep(FALSE)
+NextLeaseRelinquish ==
+    /\ \E r, s \in Replicas : LeaseRelinquish(r, s)
+    /\ GhostStep(FALSE)
+NextSuspect ==
+    /\ \E r \in Replicas : Suspect(r)
+    /\ GhostStep(FALSE)
+NextAnswerProbe ==
+    /\ \E a \in Replicas : \E m \in msgs : AnswerProbe(a, m)
+    /\ GhostStep(FALSE)
+NextClearSuspicion ==
+    /\ \E r \in Replicas : ClearSuspicion(r)
+    /\ GhostStep(FALSE)
+NextCrash ==
+    /\ \E r \in Replicas : Crash(r)
+    /\ GhostStep(FALSE)
+NextLinkDown ==
+    /\ \E from, to \in Replicas : LinkDown(from, to)
+    /\ GhostStep(FALSE)
+NextLinkUp ==
+    /\ \E from, to \in Replicas : LinkUp(from, to)
+    /\ GhostStep(FALSE)
+NextTick ==
+    /\ Tick
+    /\ GhostStep(TRUE)
 
 ProtocolNext ==
     \/ NextPhase1a \/ NextPhase1b \/ NextBecomeLeader \/ NextClientWrite
     \/ NextPhase2a \/ NextPhase2b \/ NextCommit \/ NextApply
     \/ NextLeaseRenew \/ NextLeaseGrant
     \/ NextAddMember \/ NextRemoveMember \/ NextPromoteMember \/ NextInstallSnapshot
+    \/ NextSuspect \/ NextAnswerProbe \/ NextClearSuspicion \/ NextLeaseRelinquish
 
-FaultNext == NextCrash
+FaultNext == NextCrash \/ NextLinkDown \/ NextLinkUp
 
-Next == ProtocolNext \/ FaultNext \/ Tick
+Next == ProtocolNext \/ FaultNext \/ NextTick
 
 Spec == Init /\ [][Next]_vars
 
@@ -892,6 +1236,9 @@ Spec == Init /\ [][Next]_vars
 (*    ballot.  Taking it late can still raise a replica's ballot or        *)
 (*    granted record, but that only disables steps and never enables one, *)
 (*    so every state TLC skips this way is a restriction of one it keeps.  *)
+(*    (Except a heartbeat, a request that says its leader held its lease, *)
+(*    while failure detection is on: granting one makes its granter vouch *)
+(*    for a leader, which enables steps.)                                 *)
 (*    Which of the two it keeps depends on exploration order, so distinct *)
 (*    state counts are repeatable only with one TLC worker; the manifest  *)
 (*    pins single-worker counts.                                          *)
@@ -901,9 +1248,11 @@ Dead(m) ==
        /\ ~(role[m.to] = "candidate" /\ ballot[m.to] = m.bal)
     \/ /\ IsLeaseMsg(m)
        /\ ~(role[LeaseOwner(m)] = "leader" /\ ballot[LeaseOwner(m)] = m.bal)
+       /\ ~(PeerConfirm /\ m.type = "lease" /\ m.held)
 
 LiveView ==
-    <<offset, downLinks, {m \in msgs : ~Dead(m)}, durableVars, volatileVars, ghostVars>>
+    <<offset, downLinks, {m \in msgs : ~Dead(m)}, fresh, durableVars, volatileVars, ghostVars,
+      wrapVars>>
 
 -----------------------------------------------------------------------------
 (* Properties *)
@@ -924,9 +1273,15 @@ TypeOK ==
                         /\ Range(proposals[r]) \subseteq ({NoOp} \cup Cmds)
     /\ readBarrier \in [Replicas -> 0..MaxSlot]
     /\ waitLeft \in [Replicas -> 0..NewLeaderWait]
-    /\ \A m \in msgs : m.type \in {"1a", "1b", "2a", "2b", "commit", "lease", "leaseAck"}
+    /\ \A m \in msgs : m.type \in {"1a", "1b", "2a", "2b", "commit", "lease", "leaseAck",
+                                    "probe", "probeAck", "handoff"}
+    /\ fresh \subseteq msgs
+    /\ relinquished \in [Replicas -> BOOLEAN]
+    /\ heardLeft \in [Replicas -> 0..LeaseDur]
     /\ acked \subseteq Cmds
     /\ precede \subseteq Cmds \X Cmds
+    /\ window \in [Replicas -> SUBSET (Replicas \X SUBSET Replicas)]
+    /\ gap \in Int
 
 (***************************************************************************)
 (* Chosen values.  Computed once from the 2b votes in msgs; the properties *)
@@ -1116,5 +1471,38 @@ AckedSurvivesReplacementIn(chosen) ==
          /\ MeetsEveryQuorum(cfg, Holders(s, c))
          /\ \A r \in Trees : Len(applied[r]) >= s => applied[r][s] = c
 AckedSurvivesReplacement == AckedSurvivesReplacementIn(ChosenTriples)
+
+-----------------------------------------------------------------------------
+(* Gray failures and handoff *)
+
+(***************************************************************************)
+(* NoNeedlessElection: no replica starts an election while the leader     *)
+(* has been healthy (holding its lease, with working links to and from a  *)
+(* quorum that hears it) throughout the follower's suspicion; see          *)
+(* GhostStep.  An invariant over ghost state, so TLC checks it in every    *)
+(* reachable state, not only along fair behaviours.  (It says nothing     *)
+(* when PeerConfirm is off: there is no suspicion to blame.)              *)
+(***************************************************************************)
+NoNeedlessElection == \A r \in Replicas : role[r] = "candidate" => window[r] = {}
+
+(***************************************************************************)
+(* HandoffGap: after a LeaseRelinquish, with no faults and a network that  *)
+(* delivers every message within one message delay (RoundNet, a Tick per  *)
+(* delay), some replica can serve strong reads again within HandoffBound  *)
+(* delays.  The bound, counted along the critical path:                   *)
+(*   1 handoff   old leader -> successor (which starts its election)     *)
+(*   2 1a        successor -> voters                                     *)
+(*   3 1b        voters -> successor, which leads (no lease wait: the    *)
+(*               only lease its voters granted was handed off)            *)
+(*   4 lease request and 2a of the recovered slots -> voters             *)
+(*   5 grant and 2b -> successor, which holds its lease, commits and      *)
+(*               applies the recovered slots: it serves.                  *)
+(* Without the handoff the successor would wait a whole NewLeaderWait     *)
+(* (LeaseDur + LeaseMargin) after step 3: the mutant NoHandoffSkip shows  *)
+(* HandoffGap failing then.  A real network's delay bound d and the       *)
+(* processing and timer delays on the path turn this into 5 d plus those *)
+(* (reference/: the deploy schedule's measured gap).                      *)
+(***************************************************************************)
+HandoffGap == gap <= HandoffBound
 
 =============================================================================

@@ -99,7 +99,17 @@ TVCommit(e) == Commit(e.r, e.b, e.s)
 TVApply(e) == Apply(e.r) /\ Len(applied'[e.r]) = e.s /\ Rid(applied'[e.r][e.s]) = e.c
 TVLeaseRenew(e) == LeaseRenew(e.r)
 TVLeaseGrant(e) ==
-    LeaseGrant(e.a, [type |-> "lease", bal |-> e.m.bal, left |-> e.m.left, from |-> e.m.from])
+    LeaseGrant(e.a, [type |-> "lease", bal |-> e.m.bal, left |-> e.m.left, held |-> e.m.held,
+                     from |-> e.m.from])
+TVLeaseRelinquish(e) == LeaseRelinquish(e.r, e.s)
+TVSuspect(e) == Suspect(e.r)
+\* The answer the implementation sent must be the one the spec's replica gives.
+TVAnswerProbe(e) ==
+    /\ AnswerProbe(e.a, [type |-> "probe", from |-> e.m.from])
+    /\ Hears(e.a) = e.hears
+TVClearSuspicion(e) == ClearSuspicion(e.r)
+TVLinkDown(e) == LinkDown(e.from, e.to)
+TVLinkUp(e) == LinkUp(e.from, e.to)
 TVStrongRead(e) == StrongRead(e.r, e.k)
 TVEventualRead(e) == EventualRead(e.r, e.k)
 TVAddMember(e) == AddMember(e.r, e.c) /\ Len(proposals'[e.r]) = e.s
@@ -174,6 +184,7 @@ TraceNextVia(Step(_)) ==
     /\ PrintT(<<"tv-try", Summary>>)
     /\ AliveFor(cursor)
     /\ Step(Items[cursor])
+    /\ UNCHANGED wrapVars  \* the ghosts of NoNeedlessElection and HandoffGap: not checked here
     /\ PrintT(<<"tv-matched", cursor>>)
     /\ IF PostOK(Items[cursor]) THEN TRUE
        ELSE /\ \E r \in {Items[cursor].rep}, c \in {cursor} :
