@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv check-models check-models-ci simulate samples bench mutation-matrix deep test lint typecheck pytest clean
+.PHONY: venv check-models check-models-ci simulate samples plots gray-deploy-table bench mutation-matrix deep test lint typecheck pytest clean
 
 venv: $(STAMP)
 
@@ -37,6 +37,22 @@ samples: $(STAMP)
 	rm -rf traces/samples/crashes-seed7
 	$(BIN)/dynaspec simulate --seed 7 --faults crashes --duration 8s --clients 2 --think 50ms \
 		--out traces/samples/crashes-seed7
+
+# The README's timelines (traces/plots): gray failures with and without peer
+# confirmation, a rolling deployment with and without lease handoff; seed 1, 20 s.
+plots: $(STAMP)
+	@mkdir -p traces/plots
+	for f in "gray --peer-confirm gray-confirm-on" "gray --no-peer-confirm gray-confirm-off" \
+	         "deploy --handoff deploy-handoff-on" "deploy --no-handoff deploy-handoff-off"; do \
+		set -- $$f; rm -rf build/plots/$$3; \
+		$(BIN)/dynaspec simulate --seed 1 --faults $$1 $$2 --duration 20s --clients 2 \
+			--out build/plots/$$3 >/dev/null && cp build/plots/$$3/timeline.png traces/plots/$$3.png; \
+	done
+
+# Issue 10's table: gray (peer confirmation on/off) and deploy (handoff on/off), 60 s,
+# seeds 1-5; about 25 minutes with two jobs.
+gray-deploy-table: $(STAMP)
+	$(BIN)/python benchmarks/gray_deploy_table.py --clients 2 --jobs 2
 
 # Simulated operations per wall-clock second (a figure to read, not a test).
 bench: $(STAMP)

@@ -155,10 +155,19 @@ class Duration(click.ParamType):  # type: ignore[type-arg]
 @click.option("--storage-only", is_flag=True,
               help="Healing: copy a B-tree before restoring the quorum (no log replicas); "
                    "the summary compares with the other mode either way.")
+@click.option("--peer-confirm/--no-peer-confirm", default=True, show_default=True,
+              help="Gray-failure detection (paper 6.2): a follower elects only when a "
+                   "quorum of peers confirms that nobody hears a leader holding its lease.")
+@click.option("--handoff/--no-handoff", default=True, show_default=True,
+              help="Lease handoff: a leader relinquishes its lease to a successor before a "
+                   "deployment restarts it (--faults deploy).")
+@click.option("--plot/--no-plot", default=True, show_default=True,
+              help="Write timeline.png: roles, leases, faults and availability over time.")
 def simulate_cmd(seed: int, out: Path, replicas: int, duration: int, faults: str, clients: int,
                  read_fraction: float, consistent_fraction: float, keys: int, value_size: int,
                  think: int, availability_interval: int | None, copy_bandwidth: int,
-                 unhealthy_after: int, storage_only: bool) -> None:
+                 unhealthy_after: int, storage_only: bool, peer_confirm: bool, handoff: bool,
+                 plot: bool) -> None:
     """Run a simulated replication group and write its traces, history and summary."""
     from conformance.lease_theorem import require_lease_safety  # here: only simulate needs z3
 
@@ -166,7 +175,8 @@ def simulate_cmd(seed: int, out: Path, replicas: int, duration: int, faults: str
                       copy_bandwidth_bps=copy_bandwidth)
     try:
         cfg = SimConfig(seed=seed, replicas=replicas, clients=clients, duration_us=duration,
-                        faults=faults, node=NodeConfig(heal=heal), workload=WorkloadConfig(
+                        faults=faults, peer_confirm=peer_confirm, handoff=handoff,
+                        node=NodeConfig(heal=heal), workload=WorkloadConfig(
                             keys=keys, value_size=value_size, read_fraction=read_fraction,
                             consistent_fraction=consistent_fraction, think_us=think))
         console = Console(stderr=True)
@@ -181,13 +191,14 @@ def simulate_cmd(seed: int, out: Path, replicas: int, duration: int, faults: str
             # Refuse to start unless Z3 proves the replicas' lease configuration safe for
             # every drift within the bound and every message delay.
             result = run_simulation(cfg, out, availability_interval, tick,
-                                    check_config=require_lease_safety)
+                                    check_config=require_lease_safety, plot=plot)
     except (ValueError, OSError) as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
     for line in render_summary(result.summary, result.wall_seconds):
         click.echo(line)
-    click.echo(f"wrote {out}/trace-*.jsonl, history.jsonl, config.json, summary.json")
+    click.echo(f"wrote {out}/trace-*.jsonl, history.jsonl, config.json, summary.json"
+               + (", timeline.png" if plot else ""))
     sys.exit(0 if result.summary["audit"]["ok"] else 1)
 
 

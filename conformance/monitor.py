@@ -59,6 +59,14 @@ under their names:
   the chosen configuration meets r4.) A snapshot that leaves out an acknowledged
   write's slot is this property's violation.
 
+Gray failures and lease handoff (conformance/monitor_gray.py, a ``GrayRules`` the
+monitor owns): ``LinkDelivery`` (no message is taken over a link that is down),
+``NoNeedlessElection`` (suspicion, answers and elections of peer-confirmed failure
+detection), ``EventuallyConnectedLease`` (nobody vouches for a leader without a lease),
+``LeaseExclusivity`` (a relinquished leader neither serves nor renews; a new leader
+skips its wait only for leases handed off to it) and ``HandoffGap`` (a leader hands off
+only to a storage member of its view); see that module.
+
 Configuration, as in the spec (``CfgOf``, on append): a replica's view is the
 initial kinds (``config.json`` ``members``; ``conformance.trace_loader.member_kinds``)
 overridden by the latest change naming each replica among its log's entries above
@@ -90,6 +98,7 @@ from typing import Any
 
 import orjson
 
+from conformance.monitor_gray import GrayRules
 from reference.actions import TRACED
 from reference.trace import log_digest
 from reference.trace_events import EVENT_TYPES, Change, Cmd
@@ -184,6 +193,7 @@ class _Replica:
     last_clock: int = 0
     out: bool = False  # quarantined: its durable state is gone
     killed: bool = False
+    relinquished: bool = False  # leader: it handed its lease off (LeaseRelinquish)
 
 
 def op_bytes(c: Cmd | None) -> bytes:
@@ -234,11 +244,16 @@ def quorums_intersect(m1: Members, m2: Members) -> bool:
 
 class Monitor:
     def __init__(self, members: Mapping[str, str] | Iterable[str], lease_dur_us: int,
-                 lease_margin_us: int) -> None:
+                 lease_margin_us: int, *, peer_confirm: bool | None = None) -> None:
         """``members``: every replica id of the run and its kind at the start
         (``"storage"``, ``"log"``, or ``"none"`` for a spare that may join), as
         ``conformance.trace_loader.member_kinds`` reads it from config.json; a plain
-        iterable of ids means all of them storage replicas."""
+        iterable of ids means all of them storage replicas.
+
+        ``peer_confirm``: whether the run's replicas confirm a suspicion with their
+        peers before an election (config.json ``replica_config.peer_confirm``; see
+        ``conformance.trace_loader.run_flags``). None: unknown, taken to be on from the
+        first event only a run with it takes (conformance/monitor_gray.py)."""
         kinds: dict[str, str] = (dict(members) if isinstance(members, Mapping)
                                  else dict.fromkeys(members, "storage"))
         for rid, kind in kinds.items():
@@ -279,9 +294,12 @@ class Monitor:
         self._reported: set[tuple[Any, ...]] = set()
         self._where = ""
         self._event: Any = None
+        self.gray = GrayRules(self, peer_confirm)
+        """Failure detection, link faults and lease handoff (conformance/monitor_gray.py)."""
         self._rules: dict[type, Rule] = {}
         for a in TRACED:
-            rule = getattr(self, "_on_" + a.name, None)
+            rule = getattr(self, "_on_" + a.name, None) or getattr(self.gray, "_on_" + a.name,
+                                                                   None)
             if rule is None:
                 raise TypeError(f"the monitor has no rule for {a.name}")
             self._rules[EVENT_TYPES[a.name]] = rule
@@ -366,6 +384,7 @@ class Monitor:
         rep.leases = {}
         rep.wait_until = 0
         rep.lead = None
+        rep.relinquished = False
 
     def _raise_ballot(self, rep: _Replica, b: int) -> None:
         if b > rep.ballot:
@@ -525,15 +544,17 @@ class Monitor:
             if rep.out or rep.killed:
                 continue
             clock = self.clock_at(name, real)
-            if clock is None or clock < rep.wait_until:
+            if clock is None or clock < rep.wait_until or rep.relinquished:
                 continue
             if self._lease_quorum(name, rep, clock):
                 out.append(name)
         return out
 
     def holds_lease(self, name: str, clock: int) -> bool:
+        """The spec's HoldsLease: a leader past its wait, with a quorum's grants of a
+        request still running on its clock, that has not relinquished its lease."""
         rep = self.r[name]
-        return (rep.role == "leader" and clock >= rep.wait_until
+        return (rep.role == "leader" and clock >= rep.wait_until and not rep.relinquished
                 and self._lease_quorum(name, rep, clock))
 
     def is_storage(self, name: str) -> bool:
@@ -598,6 +619,7 @@ class Monitor:
         real = ev.real
         clock = ev.clock
         rule(name, rep, ev.args, clock)
+        self.gray.after_step(name, rep, getattr(ev, "post", None), clock)
         if rep.role == "leader":
             self.leaders.add(name)
         else:
@@ -617,6 +639,7 @@ class Monitor:
         if not self.is_storage(node):
             self._fail("LogReplicaNeverLeads", f"{node} starts an election while "
                                                f"{self._kind_text(node)}")
+        self.gray.phase1a(node, rep, a.b, clock)
         self._step_down(rep)
         rep.ballot = a.b
         rep.role = "candidate"
@@ -627,6 +650,7 @@ class Monitor:
         return f"{what} in its view" + ("" if self.r[name].tree else ", without a B-tree")
 
     def _on_Phase1b(self, node: str, rep: _Replica, a: Any, clock: int) -> None:
+        self.gray.receive(node, a.m.src, "Phase1b")
         b = a.m.bal
         self._step_down(rep)
         rep.ballot = b
@@ -697,7 +721,10 @@ class Monitor:
         rep.ballot = max(rep.ballot, b)
         rep.role = "leader"
         rep.lead = bal
-        wait = any(p.granted > 0 for p in reports)
+        # Wait out every lease a voter granted, except those handed off to the new
+        # leader (the spec's LeaseWaitNeeded with HandoffBal; a skip it does not allow
+        # shows as a renewal or a lease believed during the wait, monitor_gray.py).
+        wait = any(p.granted > self.gray.handoff_bal(node) for p in reports)
         rep.wait_until = clock + self.lease_dur + self.margin if wait else clock
 
     def _on_ClientWrite(self, node: str, rep: _Replica, a: Any,
@@ -711,6 +738,7 @@ class Monitor:
 
     def _on_Phase2b(self, node: str, rep: _Replica, a: Any, clock: int) -> None:
         m = a.m
+        self.gray.receive(node, m.src, "Phase2b")
         if m.slot > rep.base + 1 and rep.log.get(m.slot - 1, (0, None))[0] != m.bal:
             self._fail("Durability", f"{node} accepts slot {m.slot} of ballot {m.bal} without "
                                      f"slot {m.slot - 1} of that ballot: a hole in its WAL")
@@ -900,12 +928,14 @@ class Monitor:
                        clock: int) -> None:
         if rep.role != "leader":
             self._fail("LeaseExclusivity", f"{node} asks for a lease while {rep.role}")
+        self.gray.renew(node, rep, a.start, clock)
         rep.leases = {t: g for t, g in rep.leases.items() if t + self.lease_dur > clock}
         rep.leases[a.start] = {node}
 
     def _on_LeaseGrant(self, node: str, rep: _Replica, a: Any,
                        clock: int) -> None:
         m = a.m
+        self.gray.grant(node, m, clock)
         self._raise_ballot(rep, m.bal)
         rep.granted = m.bal
         leader = self.r.get(m.src)
@@ -919,7 +949,11 @@ class Monitor:
         if not self.is_storage(node):
             self._fail("LogReplicaNeverServes", f"{node} serves a strong read while "
                                                 f"{self._kind_text(node)}")
-        if not self.holds_lease(node, clock):
+        if rep.role == "leader" and rep.relinquished:
+            self._fail("LeaseExclusivity", f"{node} serves a strong read in ballot "
+                                           f"{rep.ballot} after relinquishing its lease "
+                                           f"(served after relinquishing)")
+        elif not self.holds_lease(node, clock):
             self._fail("Linearizability", f"{node} serves a strong read without a lease")
         if rep.applied_acked < len(self.acked) + len(self.acked_changes):
             have = rep.applied_set
@@ -939,9 +973,11 @@ class Monitor:
 
     def _on_Crash(self, node: str, rep: _Replica, a: Any, clock: int) -> None:
         self._step_down(rep)
+        self.gray.crash(node)
 
     def _on_Restart(self, node: str, rep: _Replica, a: Any, clock: int) -> None:
         self._step_down(rep)
+        self.gray.crash(node)
         top = max(rep.base, max(rep.log, default=0))
         got = (a.ballot, a.granted, a.applied, a.log)
         want = (rep.ballot, rep.granted, len(rep.applied), top)

@@ -18,9 +18,13 @@ no test-only branches; the bug lives here.
 """
 
 from __future__ import annotations
+import __future__
 
 import contextlib
 import dataclasses
+import inspect
+import sys
+import textwrap
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -105,6 +109,22 @@ BUGS: dict[str, Bug] = {b.name: b for b in (
     Bug("SkipWalChecksum", None, "WAL recovery skips checksum verification",
         _skip_wal_checksum),
 )}
+
+
+def patched_method(cls: type, name: str, old: str, new: str) -> Any:
+    """``cls.<name>`` with the source text ``old`` replaced by ``new`` (exactly once, so
+    that a change to the reference that moves the seam fails loudly here)."""
+    src = textwrap.dedent(inspect.getsource(getattr(cls, name)))
+    if src.count(old) != 1:
+        raise RuntimeError(f"seeded bug: {cls.__name__}.{name} no longer contains {old!r} once")
+    src = src.replace(old, new)
+    namespace: dict[str, Any] = {}
+    # In the defining module's globals (its decorators and names), with its postponed
+    # annotations.
+    exec(compile(src, f"<seeded {cls.__name__}.{name}>", "exec",
+                 flags=__future__.annotations.compiler_flag, dont_inherit=True),
+         vars(sys.modules[cls.__module__]), namespace)
+    return namespace[name]
 
 
 @contextlib.contextmanager

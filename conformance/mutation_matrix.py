@@ -27,11 +27,8 @@ build/mutation-matrix.json.
 """
 
 from __future__ import annotations
-import __future__
 
-import inspect
 import io
-import textwrap
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -43,6 +40,14 @@ from hypothesis.stateful import run_state_machine_as_test
 from conformance import mutants
 from conformance.lease_theorem import require_lease_safety
 from conformance.monitor import Monitor
+from conformance.mutation_gray import (
+    GRAY_BUGS,
+    GRAY_SCENARIO_OF,
+    gray_config,
+    gray_script,
+    handoff_config,
+    handoff_script,
+)
 from conformance.stateful import PROFILES, ReplicationMachine
 from conformance.trace_loader import Located, event_to_obj, read_trace
 from conformance.trace_validation import TimingConfig, validate_events
@@ -78,7 +83,10 @@ class Row:
 def scenario_config(seed: int) -> SimConfig:
     """A small group with fast elections (so the lease wait is what keeps leases apart),
     drifting clocks, and light load (so TLC can validate the whole interesting part)."""
+    # Elections on timeout alone (no peer confirmation): the scripted cut must depose the
+    # leader at once, and these bugs are about leases, not failure detection.
     return SimConfig(seed=seed, clients=2, duration_us=5 * SECOND, settle_us=2 * SECOND,
+                     peer_confirm=False,
                      max_drift_us=10_000, max_rate_ppm=20_000, renew_ahead_us=900_000,
                      workload=WorkloadConfig(keys=4, think_us=20_000),
                      node=NodeConfig(election_timeout_us=200_000, disk_sync_us=500))
@@ -128,19 +136,8 @@ def script(world: World) -> None:
 
 
 def _patched_method(name: str, old: str, new: str) -> Any:
-    """``Replica.<name>`` with the source text ``old`` replaced by ``new`` (exactly once,
-    so that a change to the reference that moves the seam fails loudly here)."""
-    src = textwrap.dedent(inspect.getsource(getattr(replica_mod.Replica, name)))
-    if src.count(old) != 1:
-        raise RuntimeError(f"seeded bug: Replica.{name} no longer contains {old!r} once")
-    src = src.replace(old, new)
-    namespace: dict[str, Any] = {}
-    # In the reference module's globals (its decorators and names), with its postponed
-    # annotations.
-    exec(compile(src, f"<seeded Replica.{name}>", "exec",
-                 flags=__future__.annotations.compiler_flag, dont_inherit=True),
-         vars(replica_mod), namespace)
-    return namespace[name]
+    """``Replica.<name>`` with ``old`` replaced by ``new`` (see mutants.patched_method)."""
+    return mutants.patched_method(replica_mod.Replica, name, old, new)
 
 
 def _two_changes_in_flight() -> list[tuple[Any, str, Any]]:
@@ -199,8 +196,11 @@ def heal_config(seed: int) -> SimConfig:
     replica on the spare (add, remove the dead one, snapshot, promote) by ~3.5 s. Light
     load and a short run keep TLC's trace validation of the whole run short."""
     heal = HealConfig(kill_at_us=HEAL_KILL_AT_US, unhealthy_after_us=1 * SECOND)
+    # No peer confirmation: the LogReplicaLeads bug is shown by forcing a log replica's
+    # election (log_replica_elects), which confirmation would refuse first.
     return SimConfig(seed=seed, faults="heal", clients=1, duration_us=HEAL_KILL_AT_US + 4 * SECOND,
-                     settle_us=500_000, workload=WorkloadConfig(keys=4, think_us=300_000),
+                     settle_us=500_000, peer_confirm=False,
+                     workload=WorkloadConfig(keys=4, think_us=300_000),
                      node=NodeConfig(heal=heal))
 
 
@@ -263,10 +263,14 @@ class ScenarioRun:
 SCENARIOS: dict[str, tuple[Callable[[int], SimConfig], Callable[[World], None]]] = {
     "lease": (scenario_config, script),
     "heal": (heal_config, heal_script),
+    "gray": (gray_config, gray_script),
+    "handoff": (handoff_config, handoff_script),
 }
 
 
 def scenario_of(bug: str | None) -> str:
+    if bug in GRAY_SCENARIO_OF:
+        return GRAY_SCENARIO_OF[bug]
     return "heal" if bug in MEMBERSHIP_BUGS else "lease"
 
 
@@ -290,7 +294,7 @@ def run_scenario(seed: int, bug: str | None, scenario: str | None = None) -> Sce
     merged.sort(key=lambda x: x[:3])
     rc = cfg.replica_config()
     timing = TimingConfig(rc.lease_dur_us, rc.lease_margin_us, rc.max_drift_us,
-                          rc.renew_ahead_us)
+                          rc.renew_ahead_us, peer_confirm=rc.peer_confirm, handoff=cfg.handoff)
     return ScenarioRun([m[3] for m in merged], world.history, timing, names, seconds, kinds)
 
 
@@ -376,8 +380,9 @@ def run_matrix(bugs: Sequence[str | None], layers: Sequence[str] = LAYERS, *,
     for bug in bugs:
         label = bug or "none"
         if "hypothesis" in layers:
-            if bug in MEMBERSHIP_BUGS:
-                emit(Row(label, "hypothesis", False, 0.0, "not run (membership bug)", "heal"))
+            if bug in MEMBERSHIP_BUGS or bug in GRAY_BUGS:
+                emit(Row(label, "hypothesis", False, 0.0,
+                         "not run (membership or gray-failure bug)", scenario_of(bug)))
             else:
                 caught, secs, detail = _hypothesis(bug, profile)
                 emit(Row(label, "hypothesis", caught, secs, detail))
@@ -429,5 +434,5 @@ def verdict(rows: Sequence[Row], min_layers: int = 2) -> list[str]:
     return problems
 
 
-__all__ = ["LAYERS", "MEMBERSHIP_BUGS", "Row", "heal_config", "heal_script", "run_matrix",
-           "run_scenario", "verdict"]
+__all__ = ["GRAY_BUGS", "LAYERS", "MEMBERSHIP_BUGS", "Row", "heal_config", "heal_script",
+           "run_matrix", "run_scenario", "verdict"]

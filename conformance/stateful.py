@@ -22,6 +22,11 @@ exactly, on each replica's own clock). ``teardown`` heals everything, lets the
 group settle and checks the whole history with the end-of-run audit and, when
 available, the linearizability checker.
 
+Gray failures and deployments (issue 10): every example draws whether failure
+detection (``peer_confirm``) and lease handoff are on; the ``link`` and ``partition``
+faults exercise detection, and the ``deploy`` fault restarts a replica's process, the
+leader handing its lease off first when handoff is on.
+
 Rare situations are reported with ``hypothesis.event`` (see
 ``--hypothesis-show-statistics``): a leader whose lease expired while it still
 led, a leader change while a write was in flight, a crash between a WAL write and
@@ -78,7 +83,7 @@ def event(name: str) -> None:
     EVENT_COUNTS[name] += 1
     hypothesis_event(name)
 
-FAULT_KINDS = ("crash", "partition", "link", "skew", "corrupt")
+FAULT_KINDS = ("crash", "partition", "link", "skew", "corrupt", "deploy")
 SPARES = 2
 MS = 1_000
 
@@ -122,6 +127,7 @@ class ReplicationMachine(RuleBasedStateMachine):
         self.corrupted: str | None = None  # the replica whose WAL a fault corrupted
         self.membership = False
         self.kills = 0
+        self.handoff = False
 
     # --- setup -------------------------------------------------------------------------
 
@@ -130,22 +136,24 @@ class ReplicationMachine(RuleBasedStateMachine):
                                max_size=len(FAULT_KINDS)),
                 drift=st.sampled_from([2_000, 20_000]),
                 election_ms=st.sampled_from([200, 1_500]),
-                membership=st.sampled_from([True, False]))
+                membership=st.sampled_from([True, False]),
+                peer_confirm=st.booleans(), handoff=st.booleans())
     def setup(self, seed: int, swarm: list[bool], drift: int, election_ms: int,
-              membership: bool) -> None:
+              membership: bool, peer_confirm: bool, handoff: bool) -> None:
         enabled = frozenset(k for k, on in zip(FAULT_KINDS, swarm, strict=True) if on)
         # A slower disk widens the window between a step's WAL write and its messages.
         # Two spare nodes (r4, r5) for the membership rules to bring in; none without them
         # (an idle spare still costs simulation time).
         cfg = SimConfig(seed=seed, clients=0, duration_us=10**12, settle_us=3_000 * MS,
                         spares=SPARES if membership else 0,
+                        peer_confirm=peer_confirm, handoff=handoff,
                         max_drift_us=drift, max_rate_ppm=20_000,
                         renew_ahead_us=900_000 if election_ms < 500 else 500_000,
                         node=NodeConfig(disk_sync_us=1_000,
                                         election_timeout_us=election_ms * MS))
         rc = cfg.replica_config()
         self.monitor = Monitor(cfg.effective().initial_members(), rc.lease_dur_us,
-                               rc.lease_margin_us)
+                               rc.lease_margin_us, peer_confirm=peer_confirm)
         self.world = World(cfg, listener=self._on_event, check_config=require_lease_safety)
         self.enabled = enabled
         w = self.world
@@ -159,6 +167,8 @@ class ReplicationMachine(RuleBasedStateMachine):
             event(f"swarm: {kind} enabled")
         if membership:
             event("swarm: membership enabled")
+        event(f"peer confirmation {'on' if peer_confirm else 'off'}")
+        self.handoff = handoff
 
     def _on_event(self, ev: Any) -> None:
         assert self.monitor is not None and self.world is not None
@@ -172,6 +182,15 @@ class ReplicationMachine(RuleBasedStateMachine):
                 event("new leader waits out an older lease")
         elif action == "Quarantine":
             event("replica quarantined after WAL corruption")
+        elif action == "Phase1a":
+            leader = self.world.leader()
+            if leader is not None and leader != ev.node \
+                    and self.world.nodes[leader].can_serve_strong():
+                event("gray: an election while the leader could serve")
+        elif action == "ClearSuspicion":
+            event("gray: a suspicion was vetoed by a peer")
+        elif action == "LeaseRelinquish":
+            event("deploy: a leader relinquished its lease")
         elif action == "InstallSnapshot":
             event("membership: a snapshot was installed")
         elif action == "Commit" and self._commits_change(ev):
@@ -431,6 +450,33 @@ class ReplicationMachine(RuleBasedStateMachine):
         for _ in range(after):
             w.sim.step()
         self._crash(leader)
+
+    # --- deployments (issue 10) ---------------------------------------------------------
+
+    @precondition(lambda self: "deploy" in self.enabled)
+    @rule(data=st.data())
+    def deploy_restart(self, data: st.DataObject) -> None:
+        """A deployment restarts one replica's process. The leader, in examples with
+        ``handoff``, first relinquishes its lease to a successor, and the restart waits
+        (up to 500 ms simulated) for the successor to serve."""
+        w = self.w
+        up = sorted(n for n in w.up_nodes() if n in self.names)
+        if not up:
+            return
+        name = data.draw(st.sampled_from(up), label="deploy")
+        if name == w.leader() and self.handoff:
+            s = w.nodes[name].relinquish()
+            if s is not None:
+                event("deploy: the leader handed its lease off")
+                deadline = w.sim.now + 500 * MS
+                while w.sim.now < deadline and not w.nodes[s].can_serve_strong() \
+                        and w.sim.step():
+                    pass
+                if w.nodes[s].can_serve_strong():
+                    event("deploy: the successor served before the old leader restarted")
+        self._crash(name)
+        w.sim.run(until_us=w.sim.now + 300 * MS)
+        w.restart(name)
 
     # --- invariants ----------------------------------------------------------------------
 

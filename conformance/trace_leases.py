@@ -282,6 +282,12 @@ def _find_leases(tr: _Trace, dur: int, margin: int | None) -> _Found:
                 for lease in current:
                     lease.end = e
                 current, ballot, election, wait_end = [], None, None, None
+            if e.action == "LeaseRelinquish":
+                # It gave its lease up (the spec's Relinquished): every lease it held ends
+                # here, though it still leads; a lease it asked for afterwards would be new.
+                for lease in current:
+                    lease.end = e
+                current = []
             if e.action == "BecomeLeader":
                 ballot = int(e.args["b"])
                 used = [promises[a, ballot, r] for a in map(str, e.args.get("Q", []))

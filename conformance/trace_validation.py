@@ -26,6 +26,17 @@ Mapping the implementation's values to the spec's:
   Phase2a, Phase2b and Apply are checked against. ``Ops`` are puts; the key-value
   contents are checked by the linearizability checker, not here.
 * The spec's ``RenewAhead`` becomes the implementation's ``renew_ahead_us``.
+* The spec's feature hooks follow the run's configuration (config.json, read into
+  ``TimingConfig``): ``PeerConfirm`` is ``replica_config.peer_confirm`` (the replicas
+  confirm a suspicion with their peers before an election; lease requests carry
+  ``held``), ``HandoffsOn`` is the top-level ``handoff`` (a leader may relinquish its
+  lease to a successor), and ``MaxDownLinks`` is the number of replicas squared (no
+  bound: every LinkDown the trace has is allowed). A configuration that does not say
+  (a run from before these features) is taken to have them off, unless its trace has
+  their events, which is an error. ``held`` and ``hears`` are TLA+ booleans.
+* ``Counted`` (which messages a replica reads without a step of its own: grants,
+  votes, promises, ...) counts every message sent, whatever the link's state now: the
+  trace does not say when such a message arrived.
 """
 
 from __future__ import annotations
@@ -80,23 +91,72 @@ class TraceValidationResult:
 
 @dataclass(frozen=True, slots=True)
 class TimingConfig:
+    """What the replicas ran with: lease timing, and the features that set the spec's
+    hooks (None: not known; see ``run_flags``)."""
+
     lease_dur_us: int
     lease_margin_us: int
     max_drift_us: int
     renew_ahead_us: int
+    peer_confirm: bool | None = None
+    """Peer-confirmed failure detection (config.json ``replica_config.peer_confirm``)."""
+    handoff: bool | None = None
+    """Lease handoff before a planned restart (config.json ``handoff``)."""
 
     @classmethod
     def from_config_json(cls, obj: Mapping[str, Any]) -> TimingConfig:
-        """From a run's config.json: the ``replica_config`` the replicas ran with."""
+        """From a run's config.json: the ``replica_config`` the replicas ran with, and
+        the run's ``handoff``."""
         rc = obj.get("replica_config")
         if not isinstance(rc, dict):
             raise TraceInputError("config.json has no replica_config (written by an older "
                                   "dynaspec simulate; run it again)")
+        flags = {"replica_config.peer_confirm": rc.get("peer_confirm"),
+                 "handoff": obj.get("handoff")}
+        for name, flag in flags.items():
+            if flag is not None and not isinstance(flag, bool):
+                raise TraceInputError(f"config.json: {name} must be true or false, got "
+                                      f"{flag!r}")
         try:
             return cls(rc["lease_dur_us"], rc["lease_margin_us"], rc["max_drift_us"],
-                       rc["renew_ahead_us"])
+                       rc["renew_ahead_us"], rc.get("peer_confirm"), obj.get("handoff"))
         except KeyError as exc:
             raise TraceInputError(f"config.json: replica_config lacks {exc}") from exc
+
+
+DETECTION_ACTIONS = ("Suspect", "AnswerProbe", "ClearSuspicion")
+"""Actions only a run with peer-confirmed failure detection takes."""
+
+
+def _needs_peer_confirm(ev: Any, act: str) -> bool:
+    return act in DETECTION_ACTIONS or (act == "LeaseGrant" and ev.args.m.held)
+
+
+def run_flags(events: Sequence[Located], timing: TimingConfig) -> tuple[bool, bool]:
+    """(PeerConfirm, HandoffsOn) for the trace: the configuration's, or off when it does
+    not say and the trace has no event of the feature; ``TraceInputError`` when it does
+    not say and the trace has one."""
+    peer, handoff = timing.peer_confirm, timing.handoff
+    if peer is None:
+        first = next((loc for loc in events if _needs_peer_confirm(loc.event,
+                                                                   action_of(loc.event))),
+                     None)
+        if first is not None:
+            raise TraceInputError(
+                f"{first.where}: {action_of(first.event)} (peer-confirmed failure detection) "
+                f"in a run whose configuration does not say whether peer confirmation was "
+                f"on: config.json needs replica_config.peer_confirm (TimingConfig "
+                f"peer_confirm)")
+        peer = False
+    if handoff is None:
+        first = next((loc for loc in events if action_of(loc.event) == "LeaseRelinquish"),
+                     None)
+        if first is not None:
+            raise TraceInputError(
+                f"{first.where}: LeaseRelinquish in a run whose configuration does not say "
+                f"whether leaders hand off: config.json needs handoff (TimingConfig handoff)")
+        handoff = False
+    return peer, handoff
 
 
 # --- clocks ------------------------------------------------------------------------------
@@ -137,6 +197,10 @@ class Items:
     keys: dict[str, str]
     max_ballot: int
     max_slot: int
+    peer_confirm: bool = False
+    """The spec's PeerConfirm for this run (``run_flags``)."""
+    handoffs: bool = False
+    """The spec's HandoffsOn for this run."""
 
 
 class _Render:
@@ -228,6 +292,7 @@ def build_items(events: Sequence[Located], timing: TimingConfig,
                 replicas: Sequence[str] | None = None) -> Items:
     if not events:
         raise TraceInputError("the trace has no events")
+    peer_confirm, handoffs = run_flags(events, timing)
     nodes = sorted({e.event.node for e in events} | set(replicas or ()))
     samples: dict[str, list[tuple[int, int]]] = {n: [] for n in nodes}
     for loc in events:
@@ -283,7 +348,7 @@ def build_items(events: Sequence[Located], timing: TimingConfig,
             raise TraceInputError(f"{loc.where}: {act} names unknown replica {exc}") from None
         origin.append(loc)
     return Items(items, origin, nodes, offset0, render.cmd_rids, render.ops, render.keys,
-                 max(render.max_ballot, 1), render.max_slot + 1)
+                 max(render.max_ballot, 1), render.max_slot + 1, peer_confirm, handoffs)
 
 
 # --- rendering -----------------------------------------------------------------------------
@@ -343,6 +408,12 @@ TVOps == << {ops} >>
 TVCmdRid == << {", ".join(_tla(r) for r in items.cmd_rids)} >>
 TVOffset0 == {_fn(items.offset0)}
 TVRenewAhead == {timing.renew_ahead_us}
+TVPeerConfirm == {_tla(items.peer_confirm)}
+TVHandoffsOn == {_tla(items.handoffs)}
+TVMaxDownLinks == {len(items.replicas) ** 2}
+\\* A message read rather than received (a grant, a vote, ...) counts once sent: its
+\\* receipt is no step of the trace (see the CHOICE at Counted).
+TVCounted(m, r) == m \\notin fresh
 TVItems == <<
     {body}
 >>
@@ -351,6 +422,8 @@ TVNext == TraceNextOrDoneVia(TVStep)
 ====
 """
     invariants = "\n".join(f"    {i}" for i in TRACE_INVARIANTS)
+    # MaxBallot: one above the trace's highest, so that a replica at that ballot may
+    # still suspect (Suspect asks for a ballot left to start, a model bound).
     cfg = f"""INIT TraceInit
 NEXT TVNext
 VIEW TraceView
@@ -359,7 +432,7 @@ INVARIANTS
 CONSTANTS
     Replicas <- TVReplicas
     InitConfig <- TVInitConfig
-    MaxBallot = {items.max_ballot}
+    MaxBallot = {items.max_ballot + 1}
     MaxSlot = {items.max_slot}
     Keys <- TVKeys
     Ops <- TVOps
@@ -370,6 +443,10 @@ CONSTANTS
     Offset0 <- TVOffset0
     CmdRid <- TVCmdRid
     RenewAhead <- TVRenewAhead
+    PeerConfirm <- TVPeerConfirm
+    HandoffsOn <- TVHandoffsOn
+    MaxDownLinks <- TVMaxDownLinks
+    Counted <- TVCounted
 """
     return tla, cfg
 

@@ -43,6 +43,7 @@ ActionKind = Literal["spec", "env"]
 #   digest   CRC32C of a log, 8 hex digits     text    free text, not checked
 #   change   a membership change command {"op": "add"|"remove"|"promote", "who", "kind"?}
 #            (kind "storage" or "log", for "add" only): a new command in the spec's Ops
+#   flag     a boolean (true/false)
 #   msg:<t>  a message of type <t> (MESSAGES)
 ParamType = str
 
@@ -98,7 +99,17 @@ MESSAGES: dict[str, tuple[tuple[str, ParamType], ...]] = {
     "2a": (("bal", "ballot"), ("slot", "slot"), ("cmd", "cmd"), ("from", "replica")),
     # ``start`` (the leader's clock when it asked) instead of the spec's relative
     # ``left``: the granter cannot know the leader's clock; a checker derives ``left``.
-    "lease": (("bal", "ballot"), ("start", "clock"), ("from", "replica")),
+    # ``held``: the leader held its lease (time left > 0, not relinquished) when it asked;
+    # always false without peer confirmation (gray-failure detection, paper section 6.2).
+    "lease": (("bal", "ballot"), ("start", "clock"), ("from", "replica"), ("held", "flag")),
+    # A suspecting follower asks a peer whether it still hears a leader holding its lease.
+    # ``n``: the suspicion's nonce (a per-replica counter), echoed by the answer, which
+    # counts only for that suspicion (the spec deletes an earlier suspicion's probes and
+    # answers instead: its CHOICE "a probe carries a fresh nonce").
+    "probe": (("from", "replica"), ("n", "count")),
+    "probeAck": (("from", "replica"), ("to", "replica"), ("hears", "flag"), ("n", "count")),
+    # A leader that relinquished its lease hands its ballot's leadership to ``to``.
+    "handoff": (("bal", "ballot"), ("from", "replica"), ("to", "replica")),
 }
 
 _R = Param("r", "replica", "the acting replica")
@@ -106,7 +117,10 @@ _A = Param("a", "replica", "the acting acceptor")
 
 CATALOGUE: tuple[Action, ...] = (
     Action("Phase1a", "spec", (_R, Param("b", "ballot", "the new ballot")),
-           "storage replica r starts an election with ballot b"),
+           "storage replica r starts an election with ballot b: with peer confirmation, "
+           "once a quorum (r with the peers that answered it does not hear a leader holding "
+           "its lease either) confirms r's suspicion, or on a handoff for its ballot",
+           reads_time=True),
     Action("Phase1b", "spec", (_A, Param("m", "msg:1a", "the 1a message received")),
            "acceptor a promises m.bal and reports its log"),
     Action("BecomeLeader", "spec",
@@ -135,7 +149,24 @@ CATALOGUE: tuple[Action, ...] = (
                       extra=True),),
            "leader r asks a quorum for a lease", reads_time=True),
     Action("LeaseGrant", "spec", (_A, Param("m", "msg:lease", "the lease request granted")),
-           "replica a grants lease request m", reads_time=True),
+           "replica a grants lease request m (one with m.held: a heard a leader holding "
+           "its lease, for LeaseDur on its own clock)", reads_time=True),
+    Action("Suspect", "spec", (_R,),
+           "follower r, which no longer hears a leader holding its lease and whose election "
+           "timeout fired, suspects the leader and probes the peers of its view",
+           reads_time=True),
+    Action("AnswerProbe", "spec",
+           (_A, Param("m", "msg:probe", "the probe answered"),
+            Param("hears", "flag", "a hears a leader holding its lease", extra=True)),
+           "member a tells m.from whether it hears a leader holding its lease",
+           reads_time=True),
+    Action("ClearSuspicion", "spec", (_R,),
+           "r drops its suspicion: a peer answered that it hears the leader, or r hears a "
+           "leader holding its lease again", reads_time=True),
+    Action("LeaseRelinquish", "spec",
+           (_R, Param("s", "replica", "the successor: a storage member of r's view")),
+           "leader r, holding its lease, stops serving and renewing it and hands its "
+           "ballot off to s (before a deployment restarts r)", reads_time=True),
     Action("StrongRead", "spec", (_R, Param("k", "key", "the key read")),
            "leader r serves a strongly consistent read", reads_time=True, in_next=False),
     Action("EventualRead", "spec", (_R, Param("k", "key", "the key read")),
@@ -160,6 +191,14 @@ CATALOGUE: tuple[Action, ...] = (
             Param("upto", "count", "slots the snapshot's B-tree covers", extra=True)),
            "replica x, which has no B-tree, installs a copy of src's B-tree"),
     Action("Crash", "spec", (_R,), "replica r crashes, losing its volatile state"),
+    Action("LinkDown", "spec",
+           (Param("from", "replica", "the link's sender (the node that traces it)"),
+            Param("to", "replica", "the link's receiver")),
+           "the directed link from -> to starts dropping every message"),
+    Action("LinkUp", "spec",
+           (Param("from", "replica", "the link's sender (the node that traces it)"),
+            Param("to", "replica", "the link's receiver")),
+           "the directed link from -> to stops dropping messages"),
     Action("Tick", "spec", (), "real time advances; clocks drift within their window",
            traced=False, post=False),
     Action("Restart", "env",

@@ -40,7 +40,7 @@ from reference.workload import Workload, WorkloadConfig
 
 _SECOND = 1_000_000
 FAULT_SCHEDULES = ("none", "crashes", "partitions", "flaky-network", "clock-drift", "disk-faults",
-                   "heal")
+                   "heal", "gray", "deploy")
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +64,12 @@ class SimConfig:
     client: ClientConfig = field(default_factory=ClientConfig)
     spares: int = 0
     """Spare nodes healing may bring in (each joins under a new replica id)."""
+    peer_confirm: bool = True
+    """Gray-failure detection (paper §6.2): a follower that stops hearing the leader
+    suspects it and elects only once a quorum of its peers confirms."""
+    handoff: bool = True
+    """Lease handoff: before a deployment restarts the leader, it relinquishes its lease
+    and hands its ballot to an up-to-date follower (``deploy`` schedule)."""
 
     def __post_init__(self) -> None:
         if not 1 <= self.replicas <= 9:
@@ -90,7 +96,8 @@ class SimConfig:
         if margin is None:
             margin = 4 * self.max_drift_us + 1_000
         return ReplicaConfig(lease_dur_us=self.lease_dur_us, lease_margin_us=margin,
-                             max_drift_us=self.max_drift_us, renew_ahead_us=self.renew_ahead_us)
+                             max_drift_us=self.max_drift_us, renew_ahead_us=self.renew_ahead_us,
+                             peer_confirm=self.peer_confirm)
 
     def effective(self) -> SimConfig:
         """The configuration the fault schedule actually runs with."""
@@ -109,6 +116,12 @@ class SimConfig:
             node = replace(self.node, heal=replace(self.node.heal, enabled=True),
                            checkpoint_every=self.node.checkpoint_every or HEAL_CHECKPOINT_EVERY)
             return replace(self, spares=max(self.spares, 1), node=node)
+        if self.faults == "deploy":
+            # WAL truncation keeps a new leader's recovered tail (what it must re-commit in
+            # its ballot before it serves reads) within one re-proposal window.
+            node = replace(self.node, checkpoint_every=self.node.checkpoint_every
+                           or DEPLOY_CHECKPOINT_EVERY)
+            return replace(self, node=node)
         return self
 
     def ids(self) -> list[str]:
@@ -123,6 +136,10 @@ class SimConfig:
 
 HEAL_CHECKPOINT_EVERY = 256
 """WAL truncation period (slots) the ``heal`` schedule uses unless one is set."""
+DEPLOY_CHECKPOINT_EVERY = 32
+"""WAL truncation period (slots) the ``deploy`` schedule uses unless one is set: the
+slots above the last checkpoint, which a new leader re-commits before it serves reads,
+then fit in one re-proposal window (reference/pump.py ``PIPELINE``)."""
 
 
 def replica_names(n: int) -> list[str]:
@@ -189,6 +206,9 @@ class World:
         self.archive_conflicts: list[str] = []
         self._copying: set[str] = set()
         self._joined: set[str] = set()
+        self._slow: set[tuple[str, str]] = set()
+        self.restarts_planned: list[dict[str, Any]] = []
+        """Deployment restarts (``deploy``): replica, whether it led, handoff, times (us)."""
 
     # --- observation ---------------------------------------------------------------------
 
@@ -203,6 +223,14 @@ class World:
 
     def up_nodes(self) -> list[str]:
         return [n for n, node in self.nodes.items() if node.state == "up"]
+
+    def serving_windows(self) -> dict[str, list[tuple[int, int]]]:
+        """Per replica, the simulated-time windows it could serve strong reads in."""
+        return {n: [(a, b) for a, b in node.serving if b > a] for n, node in self.nodes.items()}
+
+    def can_serve_strong(self) -> bool:
+        """Whether some up replica could serve a strong read now."""
+        return any(node.can_serve_strong() for node in self.nodes.values())
 
     def note(self, what: str) -> None:
         self.faults_injected[what.split(" ")[0]] += 1
@@ -232,15 +260,39 @@ class World:
         self.net.isolate(name)
 
     def fail_link(self, src: str, dst: str) -> None:
+        """The directed link src -> dst fails (the spec's LinkDown, traced by src)."""
+        if (src, dst) in self.net.failed_links():
+            return
         self.note(f"fail_link {src}->{dst}")
         self.net.fail_link(src, dst)
+        self.nodes[src].link_event(dst, up=False)
+
+    def restore_link(self, src: str, dst: str) -> None:
+        """The directed link src -> dst works again (LinkUp, traced by src)."""
+        if (src, dst) not in self.net.failed_links():
+            return
+        self.note(f"restore_link {src}->{dst}")
+        self.net.restore_link(src, dst)
+        self.nodes[src].link_event(dst, up=True)
+
+    def slow_link(self, src: str, dst: str, latency_us: int | None) -> None:
+        """Every message src -> dst takes ``latency_us`` (None: back to normal). Not a
+        spec event: the spec's messages may take any time."""
+        if latency_us is None:
+            if (src, dst) not in self._slow:
+                return
+            self._slow.discard((src, dst))
+            self.note(f"fast_link {src}->{dst}")
+        else:
+            self._slow.add((src, dst))
+            self.note(f"slow_link {src}->{dst} {latency_us // 1000}ms")
+        self.net.set_link_latency(src, dst, latency_us)
 
     def heal(self) -> None:
         self.note("heal")
         self.net.heal()
-        for a in self.nodes:
-            for b in self.nodes:
-                self.net.restore_link(a, b)
+        for a, b in self.net.failed_links():
+            self.restore_link(a, b)
 
     # --- running ---------------------------------------------------------------------------
 
@@ -263,6 +315,8 @@ class World:
     def settle(self) -> None:
         """Heal, restart, and let the group finish in-flight work without new load."""
         self.heal()
+        for src, dst in sorted(self._slow):
+            self.slow_link(src, dst, None)
         for name in self.nodes:
             self.restart(name)
         self.sim.run(until_us=self.sim.now + self.config.settle_us)

@@ -26,6 +26,7 @@ from reference.messages import (
     Command,
     CommitMsg,
     Entry,
+    HandoffMsg,
     Kind,
     LeaseAckMsg,
     LeaseMsg,
@@ -38,6 +39,8 @@ from reference.messages import (
     Phase1bMsg,
     Phase2aMsg,
     Phase2bMsg,
+    ProbeAckMsg,
+    ProbeMsg,
     ReadResult,
     ReplyResult,
 )
@@ -136,24 +139,8 @@ class TruncateMsg:
     upto: int
 
 
-@dataclass(frozen=True, slots=True)
-class LeaderCheckMsg:
-    """Before starting an election, ask a peer whether it still hears the leader (§6.2)."""
-
-    bal: int
-    src: str
-
-
-@dataclass(frozen=True, slots=True)
-class LeaderCheckReplyMsg:
-    bal: int
-    src: str
-    healthy: bool
-    """The sender heard from the leader of ballot ``bal`` (or a later one) recently."""
-
-
 Wire: TypeAlias = (
-    Message | ClientRequest | ClientReply | ProgressMsg | LeaderCheckMsg | LeaderCheckReplyMsg
+    Message | ClientRequest | ClientReply | ProgressMsg
     | SnapshotReportMsg | SeedMsg | TruncateMsg
 )
 
@@ -288,8 +275,8 @@ def to_wire(m: Wire) -> list[Any]:
             return ["2b", bal, slot, cmd_to_wire(cmd), src]
         case CommitMsg(bal, slot, src):
             return ["commit", bal, slot, src]
-        case LeaseMsg(bal, start, src):
-            return ["lease", bal, start, src]
+        case LeaseMsg(bal, start, src, held):
+            return ["lease", bal, start, src, True] if held else ["lease", bal, start, src]
         case LeaseAckMsg(bal, start, src, dst):
             return ["leaseAck", bal, start, src, dst]
         case ProgressMsg(bal, src, dst, have, applied, urgent, base):
@@ -302,10 +289,12 @@ def to_wire(m: Wire) -> list[Any]:
             return ["seed", bal, src, base, [list(p) for p in config], list(named)]
         case TruncateMsg(bal, src, upto):
             return ["trunc", bal, src, upto]
-        case LeaderCheckMsg(bal, src):
-            return ["check", bal, src]
-        case LeaderCheckReplyMsg(bal, src, healthy):
-            return ["checkReply", bal, src, healthy]
+        case ProbeMsg(src, nonce):
+            return ["probe", src, nonce]
+        case ProbeAckMsg(src, dst, hears, nonce):
+            return ["probeAck", src, dst, hears, nonce]
+        case HandoffMsg(bal, src, dst):
+            return ["handoff", bal, src, dst]
         case ClientRequest(rid, kind, op, key):
             return ["req", rid, kind, op.decode(), None if key is None else key_to_json(key)]
         case ClientReply(rid, result, hint):
@@ -369,6 +358,8 @@ def from_wire(x: Any) -> Wire:
         return CommitMsg(a[0], a[1], a[2])
     if t == "lease" and n == 3 and _ints(a[0], a[1]) and _strs(a[2]):
         return LeaseMsg(a[0], a[1], a[2])
+    if t == "lease" and n == 4 and _ints(a[0], a[1]) and _strs(a[2]) and a[3] is True:
+        return LeaseMsg(a[0], a[1], a[2], True)  # held (false is the 3-field form)
     if t == "leaseAck" and n == 4 and _ints(a[0], a[1]) and _strs(a[2], a[3]):
         return LeaseAckMsg(a[0], a[1], a[2], a[3])
     if t == "progress" and n == 6 and _ints(a[0], a[3], a[4]) and _strs(a[1], a[2]) \
@@ -384,10 +375,13 @@ def from_wire(x: Any) -> Wire:
         return SeedMsg(a[0], a[1], a[2], config_from_wire(a[3]), tuple(a[4]))
     if t == "trunc" and n == 3 and _ints(a[0], a[2]) and _strs(a[1]):
         return TruncateMsg(a[0], a[1], a[2])
-    if t == "check" and n == 2 and _ints(a[0]) and _strs(a[1]):
-        return LeaderCheckMsg(a[0], a[1])
-    if t == "checkReply" and n == 3 and _ints(a[0]) and _strs(a[1]) and type(a[2]) is bool:
-        return LeaderCheckReplyMsg(a[0], a[1], a[2])
+    if t == "probe" and n == 2 and _strs(a[0]) and _ints(a[1]):
+        return ProbeMsg(a[0], a[1])
+    if t == "probeAck" and n == 4 and _strs(a[0], a[1]) and type(a[2]) is bool \
+            and _ints(a[3]):
+        return ProbeAckMsg(a[0], a[1], a[2], a[3])
+    if t == "handoff" and n == 3 and _ints(a[0]) and _strs(a[1], a[2]):
+        return HandoffMsg(a[0], a[1], a[2])
     if t == "req" and n == 4 and _strs(a[0], a[1], a[2]) \
             and a[1] in ("write", "strong", "eventual"):
         try:
@@ -426,8 +420,14 @@ def msg_to_json(m: Message) -> dict[str, Any]:
             return {"type": "2b", "bal": bal, "slot": slot, "cmd": cmd_to_json(cmd), "from": src}
         case CommitMsg(bal, slot, src):
             return {"type": "commit", "bal": bal, "slot": slot, "from": src}
-        case LeaseMsg(bal, start, src):
-            return {"type": "lease", "bal": bal, "start": start, "from": src}
+        case LeaseMsg(bal, start, src, held):
+            return {"type": "lease", "bal": bal, "start": start, "from": src, "held": held}
         case LeaseAckMsg(bal, start, src, dst):
             return {"type": "leaseAck", "bal": bal, "start": start, "from": src, "to": dst}
+        case ProbeMsg(src, nonce):
+            return {"type": "probe", "from": src, "n": nonce}
+        case ProbeAckMsg(src, dst, hears, nonce):
+            return {"type": "probeAck", "from": src, "to": dst, "hears": hears, "n": nonce}
+        case HandoffMsg(bal, src, dst):
+            return {"type": "handoff", "bal": bal, "from": src, "to": dst}
     raise TypeError(f"not a protocol message: {m!r}")

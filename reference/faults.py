@@ -19,13 +19,35 @@ heals everything afterwards. Times are drawn from the world's fault stream.
   good, its disk with it: by default a follower (``HealConfig.victim``), so that
   the run shows healing alone, not an election as well; the leader notices it,
   and heals the group with a spare node (reference/healing.py). Nothing else fails.
+* ``gray``: gray failures around the leader, never a real failure: one fault at a
+  time, starting at 2 s and then 1-2 s after the previous one ends: one direction of
+  a link between the leader and a random follower fails for 1-4 s (LinkDown, then
+  LinkUp; the first: leader -> follower for 3 s), and every fourth fault (from the
+  second) is a slow link instead: for
+  4-6 s every message from the leader to one follower takes 2 x the election timeout
+  + 0.5 s, longer than any randomized timeout. No crashes, no loss elsewhere. A
+  follower cut off from the leader suspects it; with peer confirmation (the default)
+  its peers, which still hear the leader, veto the election; without it the follower
+  deposes a healthy leader.
+* ``deploy``: a rolling restart of the initial replicas, one at a time, every 5 s after a
+  2 s warm-up, round after round. A follower's process just restarts (crash, WAL
+  recovery, restart 0.5 s later). The leader, with handoff (the default), first
+  relinquishes its lease to an up-to-date storage follower (re-sending the handoff
+  each tick until it is deposed) and waits until that one *serves* strong reads (at
+  most 0.5 s), then restarts; without handoff it just restarts, and the group waits
+  for an election timeout and then the old lease. Waiting until the successor merely
+  leads is not enough: the old leader is often one of the quorum the successor was
+  elected by, and must still vote for the recovered slots the successor re-proposes
+  (it commits them before it serves reads) and grant its first lease; restarted
+  then, the successor has to catch the other follower up first (its log may start
+  below the recovered slots: the WAL has no holes), a round trip and a tick more.
 """
 
 from __future__ import annotations
 
 import random
 from collections.abc import Callable, Mapping
-from typing import Protocol
+from typing import Any, Protocol
 
 from reference.simulator import Simulator
 
@@ -44,12 +66,18 @@ class NodeSettings(Protocol):
     @property
     def heal(self) -> HealSettings: ...
 
+    @property
+    def election_timeout_us(self) -> int: ...
+
 
 class FaultConfig(Protocol):
     """What the schedules read of the world's (effective) configuration."""
 
     @property
     def faults(self) -> str: ...
+
+    @property
+    def handoff(self) -> bool: ...
 
     @property
     def duration_us(self) -> int: ...
@@ -64,6 +92,14 @@ class FaultConfig(Protocol):
 class FaultNode(Protocol):
     def flip_wal_bit(self) -> int:
         """Rot a bit of the (down) node's WAL; returns the byte offset hit."""
+        ...
+
+    def relinquish(self, successor: str | None = None) -> str | None:
+        """Leader: relinquish the lease and hand off; returns the successor (None: no)."""
+        ...
+
+    def can_serve_strong(self) -> bool:
+        """Up, and its replica could serve a strong read now."""
         ...
 
 
@@ -86,6 +122,9 @@ class FaultTarget(Protocol):
     @property
     def faults_injected(self) -> Mapping[str, int]: ...
 
+    @property
+    def restarts_planned(self) -> list[dict[str, Any]]: ...
+
     def leader(self) -> str | None: ...
 
     def up_nodes(self) -> list[str]: ...
@@ -102,6 +141,10 @@ class FaultTarget(Protocol):
 
     def fail_link(self, src: str, dst: str) -> None: ...
 
+    def restore_link(self, src: str, dst: str) -> None: ...
+
+    def slow_link(self, src: str, dst: str, latency_us: int | None) -> None: ...
+
     def heal(self) -> None: ...
 
 
@@ -115,6 +158,10 @@ def install(world: FaultTarget) -> None:
         _every(world, 4 * SECOND, 8 * SECOND, lambda: _crash_one(world, 1.0))
     elif kind == "heal":
         world.sim.schedule_at(world.config.node.heal.kill_at_us, lambda: _kill_one(world))
+    elif kind == "gray":
+        _gray(world)
+    elif kind == "deploy":
+        _deploy(world)
 
 
 def _kill_one(world: FaultTarget) -> None:
@@ -166,3 +213,96 @@ def _partition_one(world: FaultTarget) -> None:
     else:
         world.isolate(rng.choice(names))
     world.sim.schedule(rng.randint(1 * SECOND, 5 * SECOND), world.heal)
+
+
+# --- gray failures -------------------------------------------------------------------
+
+GRAY_FIRST_US = 2 * SECOND
+"""The first gray fault (the group has a leader holding its lease by then)."""
+
+
+def _gray(world: FaultTarget) -> None:
+    rng = world.fault_rng
+    slow_us = 2 * world.config.node.election_timeout_us + SECOND // 2
+    t, i = GRAY_FIRST_US, 0
+    while t < world.config.duration_us:
+        slow = i % 4 == 1
+        took = rng.randint(4 * SECOND, 6 * SECOND) if slow else rng.randint(SECOND, 4 * SECOND)
+        pick, direction = rng.random(), rng.random()
+        if i == 0:  # the first: the leader's link to a follower, for 3 s
+            took, direction = 3 * SECOND, 0.0
+        world.sim.schedule_at(t, _gray_fault, world, slow, took, slow_us, pick, direction)
+        t += took + rng.randint(SECOND, 2 * SECOND)
+        i += 1
+
+
+def _gray_fault(world: FaultTarget, slow: bool, took: int, slow_us: int, pick: float,
+                direction: float) -> None:
+    leader = world.leader()
+    if leader is None:
+        return
+    group = list(world.nodes)[:world.config.replicas]
+    followers = [n for n in group if n != leader and n in world.up_nodes()]
+    if not followers:
+        return
+    f = followers[min(int(pick * len(followers)), len(followers) - 1)]
+    if slow:
+        world.slow_link(leader, f, slow_us)
+        world.sim.schedule(took, world.slow_link, leader, f, None)
+        return
+    src, dst = (leader, f) if direction < 0.5 else (f, leader)
+    world.fail_link(src, dst)
+    world.sim.schedule(took, world.restore_link, src, dst)
+
+
+# --- deployment: rolling restart with lease handoff ------------------------------------
+
+DEPLOY_WARMUP_US = 2 * SECOND
+DEPLOY_EVERY_US = 5 * SECOND
+DEPLOY_DOWNTIME_US = SECOND // 2
+"""How long a restarted process is down."""
+HANDOFF_TIMEOUT_US = SECOND // 2
+"""How long the deployment waits for the successor to serve before restarting anyway."""
+HANDOFF_POLL_US = 1_000
+
+
+def _deploy(world: FaultTarget) -> None:
+    group = list(world.nodes)[:world.config.replicas]
+    t, i = DEPLOY_WARMUP_US, 0
+    while t < world.config.duration_us:
+        world.sim.schedule_at(t, _deploy_one, world, group[i % len(group)])
+        t += DEPLOY_EVERY_US
+        i += 1
+
+
+def _deploy_one(world: FaultTarget, name: str) -> None:
+    now = world.sim.now
+    leader = world.leader()
+    rec: dict[str, Any] = {"replica": name, "start_us": now, "leader": name == leader,
+                           "handoff": None}
+    world.restarts_planned.append(rec)
+    if name == leader and world.config.handoff:
+        s = world.nodes[name].relinquish()
+        if s is not None:
+            world.note(f"handoff {name}->{s}")
+            rec["handoff"] = s
+            _await_successor(world, name, s, rec, now + HANDOFF_TIMEOUT_US)
+            return
+    _restart_process(world, name, rec)
+
+
+def _await_successor(world: FaultTarget, name: str, s: str, rec: dict[str, Any],
+                     deadline: int) -> None:
+    serves = world.nodes[s].can_serve_strong()
+    if serves or world.sim.now >= deadline:
+        rec["successor_leads"] = world.leader() == s
+        rec["successor_serves"] = serves
+        _restart_process(world, name, rec)
+        return
+    world.sim.schedule(HANDOFF_POLL_US, _await_successor, world, name, s, rec, deadline)
+
+
+def _restart_process(world: FaultTarget, name: str, rec: dict[str, Any]) -> None:
+    rec["crash_us"] = world.sim.now
+    world.crash(name)
+    world.sim.schedule(DEPLOY_DOWNTIME_US, world.restart, name)

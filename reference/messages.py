@@ -156,6 +156,8 @@ class LeaseMsg:
     start: int
     """Leader's local clock when it sent the request; the lease runs to start + LeaseDur."""
     src: str
+    held: bool = False
+    """The leader held its lease when it asked (peer confirmation only; else false)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,8 +168,37 @@ class LeaseAckMsg:
     dst: str
 
 
+@dataclass(frozen=True, slots=True)
+class ProbeMsg:
+    """A suspecting follower asks: do you hear a leader holding its lease?"""
+
+    src: str
+    n: int
+    """The suspicion's nonce (reference/leader_check.py); the answer echoes it."""
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeAckMsg:
+    src: str
+    dst: str
+    hears: bool
+    """The sender hears a leader holding its lease (its ``heard_until`` is ahead)."""
+    n: int
+    """The nonce of the probe answered: the answer counts only for that suspicion."""
+
+
+@dataclass(frozen=True, slots=True)
+class HandoffMsg:
+    """Leader ``src`` relinquished its lease in ballot ``bal``: ``dst``, take over."""
+
+    bal: int
+    src: str
+    dst: str
+
+
 Message: TypeAlias = (
     Phase1aMsg | Phase1bMsg | Phase2aMsg | Phase2bMsg | CommitMsg | LeaseMsg | LeaseAckMsg
+    | ProbeMsg | ProbeAckMsg | HandoffMsg
 )
 
 # --- client replies ----------------------------------------------------------------

@@ -14,8 +14,11 @@ Fault model, all deterministic given the rng:
 * loss with ``loss_prob`` and duplication with ``dup_prob`` (the copy gets its own
   latency, so it may arrive first);
 * a bit flip in the frame with ``corrupt_prob`` per delivered copy;
-* symmetric partitions and directed link failures, checked at send time (a message
-  already in flight when a partition starts still arrives, as on a real wire);
+* symmetric partitions, checked at send time (a message already in flight when a
+  partition starts still arrives, as on a real wire);
+* directed link failures, checked at send time and again at delivery: a message in
+  flight when its link goes down is lost unless the link is back up by the time it
+  arrives (the spec's Receivable: nothing is received over a down link, LinkDown);
 * a down node neither sends nor receives; the receiver's state is checked at
   delivery time, so in-flight messages to a node that crashes are lost.
 """
@@ -164,6 +167,10 @@ class Network:
     def restore_link(self, src: str, dst: str) -> None:
         self._failed_links.discard((src, dst))
 
+    def failed_links(self) -> list[tuple[str, str]]:
+        """The directed links currently failed, sorted."""
+        return sorted(self._failed_links)
+
     def can_reach(self, src: str, dst: str) -> bool:
         """Whether a message sent now from src would be allowed onto the wire to dst."""
         link = (src, dst)
@@ -225,6 +232,11 @@ class Network:
         stats = self.stats
         if not node.up:
             stats.dropped["dst_down"] += 1
+            return
+        if (src, dst) in self._failed_links:
+            # Down now: the spec receives nothing over a down link (no rng drawn, so a
+            # seed still gives the same run).
+            stats.dropped["link_down"] += 1
             return
         payload = unframe(wire)
         if payload is None:

@@ -4,19 +4,25 @@
 for 2a messages), then takes every local action that has become enabled: an
 election won, recovered slots re-proposed, commits, applies and a lease renewal.
 The replica itself (reference/replica.py) holds only the spec's actions; the
-choice of which enabled action to take next lives here.
+choice of which enabled action to take next lives here: among them dropping a
+suspicion (ClearSuspicion) and an election a quorum confirmed or a handoff
+started (Phase1a without a timeout; the timeout itself is the node's).
 """
 
 from __future__ import annotations
 
 from reference.messages import (
     CommitMsg,
+    HandoffMsg,
+    LeaseAckMsg,
     LeaseMsg,
     Message,
     Phase1aMsg,
     Phase1bMsg,
     Phase2aMsg,
     Phase2bMsg,
+    ProbeAckMsg,
+    ProbeMsg,
 )
 from reference.reorder import ReorderBuffer
 from reference.replica import Effect, Replica
@@ -51,9 +57,15 @@ class Pump:
         elif isinstance(m, CommitMsg):
             r.receive_commit(m)
         elif isinstance(m, LeaseMsg):
-            effects += r.lease_grant(m)
-        else:
+            effects += r.lease_grant(m, now_us)
+        elif isinstance(m, LeaseAckMsg):
             r.receive_lease_ack(m)
+        elif isinstance(m, ProbeMsg):
+            effects += r.answer_probe(m, now_us)
+        elif isinstance(m, ProbeAckMsg):
+            r.receive_probe_ack(m)
+        elif isinstance(m, HandoffMsg):
+            r.receive_handoff(m)
         return effects + self.pump(now_us)
 
     def pump(self, now_us: int) -> list[Effect]:
@@ -61,6 +73,10 @@ class Pump:
         r = self.replica
         r.now_us = now_us
         effects: list[Effect] = []
+        if r.suspecting:
+            effects += r.clear_suspicion(now_us)
+        if r.may_elect(now_us):
+            effects += r.phase1a(r.next_ballot(), now_us)
         if r.role == "candidate":
             quorum = r.first_quorum()
             if quorum is not None:

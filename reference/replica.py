@@ -73,6 +73,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple, TypeAlias
 
 from reference.actions import spec_action
+from reference.leader_check import Detector, probe_targets
 from reference.messages import (
     EMPTY,
     Change,
@@ -80,6 +81,7 @@ from reference.messages import (
     Command,
     CommitMsg,
     Entry,
+    HandoffMsg,
     Kind,
     LeaseAckMsg,
     LeaseMsg,
@@ -92,6 +94,8 @@ from reference.messages import (
     Phase1bMsg,
     Phase2aMsg,
     Phase2bMsg,
+    ProbeAckMsg,
+    ProbeMsg,
     ReadResult,
     ReplyResult,
     Role,
@@ -176,6 +180,10 @@ class ReplicaConfig:
     lease_margin_us: int
     max_drift_us: int
     renew_ahead_us: int
+    peer_confirm: bool = False
+    """Gray-failure detection (paper section 6.2): Phase1a needs a confirmed suspicion
+    (or a handoff), and lease requests carry ``held``. Off: Phase1a whenever the caller
+    (the node's election timeout) asks, as without the feature."""
 
     def __post_init__(self) -> None:
         if self.lease_dur_us <= 0:
@@ -232,6 +240,16 @@ class _Volatile:
     """Leader: the slots of its proposals that hold configuration commands."""
     named: set[str] = field(default_factory=set)
     """Leader: ids named by a change at or below pbase or in its proposals."""
+    detect: Detector = field(default_factory=Detector)
+    """Gray-failure detection: hearing, suspicion, answers, handoff (kept on step-down)."""
+    relinquished: bool = False
+    """Leader: it handed its ballot off; it neither serves nor renews its lease."""
+    successor: str | None = None
+    """Leader that relinquished: who it handed its ballot off to."""
+    took_over: int = 0
+    """Candidate/leader: the ballot whose leader handed off to it (0: a plain election)."""
+    lease_held: dict[int, bool] = field(default_factory=dict)
+    """Leader: lease request start -> its ``held`` flag (a resend repeats it)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -349,6 +367,23 @@ class Replica:
         return self._v.lease_grants
 
     @property
+    def detector(self) -> Detector:
+        """Gray-failure detection state (reference/leader_check.py)."""
+        return self._v.detect
+
+    @property
+    def suspecting(self) -> bool:
+        return self._v.detect.suspecting
+
+    @property
+    def relinquished(self) -> bool:
+        return self._v.relinquished
+
+    def lease_request_held(self, start: int) -> bool:
+        """The ``held`` flag of this leadership's lease request ``start``."""
+        return self._v.lease_held.get(start, False)
+
+    @property
     def committed_upto(self) -> int:
         """The spec's CommittedByLeader is 1..committed_upto."""
         return self._v.committed_upto
@@ -453,7 +488,8 @@ class Replica:
         return v.role == "leader" and now_us >= v.wait_until and self.lease_left(now_us) > 0
 
     def can_serve(self, now_us: int) -> bool:
-        return self.holds_lease(now_us)
+        """Holds its lease and has not relinquished it."""
+        return self.holds_lease(now_us) and not self._v.relinquished
 
     def read_ready(self) -> bool:
         v = self._v
@@ -468,8 +504,10 @@ class Replica:
 
     def summary(self) -> PostState:
         """The state a trace line reports after a step (traces/FORMAT.md ``post``)."""
+        # The spec's HoldsLease includes "not relinquished": report can_serve, not
+        # holds_lease, or a line after LeaseRelinquish claims a lease the spec denies.
         return PostState(self.ballot, self._v.role, self.top, self.applied,
-                         self.holds_lease(self.now_us))
+                         self.can_serve(self.now_us))
 
     def _record(self, action: str, **args: Any) -> None:
         """Record a step once its handler has made all its changes (the post-state)."""
@@ -499,7 +537,7 @@ class Replica:
         # Spec StepDown: all leadership (and candidacy) knowledge is volatile and
         # tied to the ballot being left, so drop it; commits learned stay useful
         # (stale ones are filtered when used).
-        self._v = _Volatile(known_commits=self._v.known_commits)
+        self._v = _Volatile(known_commits=self._v.known_commits, detect=self._v.detect)
 
     def _own_log(self) -> tuple[Entry, ...]:
         return tuple(self.entry(s) for s in range(self.base + 1, self.top + 1))
@@ -555,9 +593,17 @@ class Replica:
             return []
         if b <= self.ballot:
             return []
+        detect = self._v.detect
+        handoff = detect.has_handoff(self.ballot)
+        if self.config.peer_confirm and not handoff \
+                and not detect.confirmed_by_quorum(self.node_id, now_us, self.is_quorum):
+            return []
+        took_over = self.ballot if handoff else 0
         self._step_down()
+        detect.end()
         self.ballot = b
         self._v.role = "candidate"
+        self._v.took_over = took_over
         self._record("Phase1a", r=self.node_id, b=b)
         return [Persist("ballot"), Broadcast(Phase1aMsg(b, self.node_id))]
 
@@ -679,7 +725,12 @@ class Replica:
         if won is None:
             return []
         others = quorum - {self.node_id}
-        wait_needed = self.granted > 0 or any(v.promises[a].granted > 0 for a in others)
+        grants = [self.granted, *(v.promises[a].granted for a in others)]
+        # Wait out every lease a voter may have granted; after a handoff of ballot
+        # took_over, leases up to it need no wait (their leader relinquished, having
+        # itself waited out the older ones).
+        wait_needed = any(g > 0 for g in grants) \
+            and not (v.took_over and max(grants) <= v.took_over)
         wait_until = now_us + self.new_leader_wait_us()
         v.role = "leader"
         v.pbase = won.base
@@ -930,6 +981,8 @@ class Replica:
         v = self._v
         if v.role != "leader" or self.config.lease_dur_us <= self.wait_left(now_us):
             return []
+        if v.relinquished:
+            return []  # it promised its successor not to use a lease any more
         left = self.lease_left(now_us)
         if left > self.config.renew_ahead_us:
             return []
@@ -940,20 +993,40 @@ class Replica:
         # Expired requests can never count again (the spec drops them on Tick).
         v.lease_grants = {t: g for t, g in v.lease_grants.items() if t + dur > now_us}
         v.lease_grants[now_us] = {self.node_id}
+        # The spec's held: HoldsLease (its wait is over) and not relinquished.
+        held = self.config.peer_confirm and self.can_serve(now_us)
+        v.lease_held = {t: h for t, h in v.lease_held.items() if t in v.lease_grants}
+        v.lease_held[now_us] = held
         self._record("LeaseRenew", r=self.node_id, start=now_us)
         return [
-            Broadcast(LeaseMsg(self.ballot, now_us, self.node_id)),
+            Broadcast(LeaseMsg(self.ballot, now_us, self.node_id, held)),
             SetTimer("lease_renew", now_us + dur - self.config.renew_ahead_us),
         ]
 
     @spec_action
-    def lease_grant(self, m: LeaseMsg) -> list[Effect]:
+    def lease_grant(self, m: LeaseMsg, now_us: int | None = None) -> list[Effect]:
+        """Grant; a request whose leader held its lease means ``a`` heard such a leader
+        (for LeaseDur on its own clock)."""
+        if now_us is not None:
+            self.now_us = now_us
         if m.src == self.node_id or not self.is_member() or m.bal < self.ballot:
+            return []
+        if self.now_us >= m.start + self.config.lease_dur_us - 2 * self.config.max_drift_us:
+            # Refuse (a message loss, which the spec allows) a request that may have
+            # expired on its leader's clock: the spec drops a lease message once its time
+            # left (counted down on the leader's clock) reaches 0, so no trace could
+            # match a grant of it. This replica cannot read the leader's clock, but two
+            # clocks within +/- max_drift_us of real time differ by at most
+            # 2 * max_drift_us (the spec's MaxDrift, the window's width): if
+            # now < start + dur - 2 * max_drift_us here, the leader's clock is still
+            # below start + dur, so the request has time left there.
             return []
         if m.bal > self.ballot:
             self._step_down()
         self.ballot = m.bal
         self.granted = m.bal
+        if m.held:
+            self._v.detect.heard(self.now_us, self.config.lease_dur_us)
         self._record("LeaseGrant", a=self.node_id, m=m)
         ack = LeaseAckMsg(m.bal, m.start, self.node_id, m.src)
         return [Persist("ballot"), Persist("granted"), Send(m.src, ack)]
@@ -990,10 +1063,114 @@ class Replica:
         self._record("EventualRead", r=self.node_id, k=key)
         return [Reply(request_id, ReadResult(item))]
 
+    # --- gray-failure detection and lease handoff (paper section 6.2) -------------------
+
+    def may_elect(self, now_us: int) -> bool:
+        """Phase1a is enabled without an election timeout: a handoff for the current
+        ballot arrived, or (peer confirmation) a quorum confirmed the suspicion."""
+        v = self._v
+        if v.role == "leader" or self.kind() != "storage" or not self.has_btree:
+            return False
+        if v.detect.has_handoff(self.ballot):
+            return True
+        return self.config.peer_confirm and v.detect.confirmed_by_quorum(
+            self.node_id, now_us, self.is_quorum)
+
+    @spec_action
+    def suspect(self, now_us: int) -> list[Effect]:
+        """The election timeout fired and r no longer hears a leader holding its lease:
+        suspect the leader and probe every peer of r's view."""
+        self.now_us = now_us
+        v = self._v
+        if self.kind() != "storage" or not self.has_btree or v.role != "follower":
+            return []
+        if not v.detect.may_suspect(now_us):
+            return []
+        nonce = v.detect.suspect()
+        self._record("Suspect", r=self.node_id)
+        probe = ProbeMsg(self.node_id, nonce)
+        return [Send(p, probe) for p in probe_targets(self.node_id, self._view_members)]
+
+    def probes(self) -> list[Effect]:
+        """The probes of the current suspicion again (a resend: no new step)."""
+        if not self._v.detect.suspecting:
+            return []
+        probe = ProbeMsg(self.node_id, self._v.detect.nonce)
+        return [Send(p, probe) for p in probe_targets(self.node_id, self._view_members)]
+
+    @spec_action
+    def answer_probe(self, m: ProbeMsg, now_us: int) -> list[Effect]:
+        """Member a tells m.from whether it hears a leader holding its lease (spec Hears:
+        a leader holding its lease vouches for itself)."""
+        self.now_us = now_us
+        if m.src == self.node_id or not self.is_member():
+            return []
+        hears = self._v.detect.hears(now_us) or self.holds_lease(now_us)
+        self._record("AnswerProbe", a=self.node_id, m=m, hears=hears)
+        return [Send(m.src, ProbeAckMsg(self.node_id, m.src, hears, m.n))]
+
+    def receive_probe_ack(self, m: ProbeAckMsg) -> None:
+        """Learn an answer to this replica's probe; no state of the spec changes. Only
+        an answer to the current suspicion's probes (same nonce) counts."""
+        if m.dst == self.node_id:
+            self._v.detect.answer(m.src, m.hears, m.n)
+
+    @spec_action
+    def clear_suspicion(self, now_us: int) -> list[Effect]:
+        """Drop the suspicion: a peer hears the leader, or r hears one again itself."""
+        self.now_us = now_us
+        detect = self._v.detect
+        if not detect.may_clear(now_us):
+            return []
+        detect.clear()
+        self._record("ClearSuspicion", r=self.node_id)
+        return []
+
+    @spec_action
+    def lease_relinquish(self, s: str, now_us: int) -> list[Effect]:
+        """Leader r, holding its lease, stops serving and renewing it and hands its
+        ballot off to the storage member s of its view (before a planned restart)."""
+        self.now_us = now_us
+        v = self._v
+        if v.role != "leader" or v.relinquished or not self.holds_lease(now_us):
+            return []
+        if s == self.node_id or v.view.get(s, "none") != "storage":
+            return []
+        v.relinquished = True
+        v.successor = s
+        self._record("LeaseRelinquish", r=self.node_id, s=s)
+        return [Send(s, HandoffMsg(self.ballot, self.node_id, s))]
+
+    def handoff_again(self) -> list[Effect]:
+        """The handoff of a relinquished leadership again (a resend: no new step; the
+        spec's message stays in ``msgs``)."""
+        v = self._v
+        if v.role != "leader" or not v.relinquished or v.successor is None:
+            return []
+        return [Send(v.successor, HandoffMsg(self.ballot, self.node_id, v.successor))]
+
+    def receive_handoff(self, m: HandoffMsg) -> None:
+        """Learn a handoff (spec: in ``msgs``); it enables Phase1a if it is for r's ballot."""
+        if m.dst == self.node_id and m.bal == self.ballot and self._v.role != "leader":
+            self._v.detect.handed_off(m.bal)
+
+    @spec_action
+    def link_down(self, to: str) -> list[Effect]:
+        """The environment cut the directed link from this replica to ``to``."""
+        self._record("LinkDown", **{"from": self.node_id, "to": to})
+        return []
+
+    @spec_action
+    def link_up(self, to: str) -> list[Effect]:
+        """The environment restored the directed link from this replica to ``to``."""
+        self._record("LinkUp", **{"from": self.node_id, "to": to})
+        return []
+
     @spec_action
     def crash(self) -> list[Effect]:
-        """Lose volatile state; ballot, log, granted and the applied B-tree survive."""
-        self._v = _Volatile()
+        """Lose volatile state; ballot, log, granted and the applied B-tree survive
+        (and the probe nonce counter: answers from before the crash stay stale)."""
+        self._v = _Volatile(detect=Detector(nonce=self._v.detect.nonce))
         self.snapshot_holders = set()
         self.joining = set()
         # The spec has no Crash for a non-member (it has no protocol state to lose).

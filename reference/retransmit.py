@@ -71,14 +71,21 @@ def catch_up(r: Replica, src: str, bal: int, have: int, applied: int,
 
 def lease_resend(r: Replica, now_us: int) -> list[Effect]:
     """Leader: re-broadcast a lease request that has not yet reached a quorum."""
-    if r.role != "leader":
+    if r.role != "leader" or r.relinquished:
         return []
     dur = r.config.lease_dur_us
     return [
-        Broadcast(LeaseMsg(r.ballot, t, r.node_id))
+        Broadcast(LeaseMsg(r.ballot, t, r.node_id, r.lease_request_held(t)))
         for t, g in sorted(r.lease_grants.items())
         if t + dur > now_us and not r.is_quorum(g)
     ]
 
 
-__all__ = ["catch_up", "have", "lease_resend", "resend_uncommitted"]
+def handoff_resend(r: Replica) -> list[Effect]:
+    """Leader that relinquished its lease: send the handoff to its successor again (it
+    may have been lost, or reached the successor before it caught up with the ballot);
+    it stops once a later ballot deposes the leader."""
+    return r.handoff_again()
+
+
+__all__ = ["catch_up", "handoff_resend", "have", "lease_resend", "resend_uncommitted"]

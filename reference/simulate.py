@@ -6,6 +6,8 @@ Output directory layout (format: traces/FORMAT.md)::
     history.jsonl           one client operation per line
     config.json             the configuration that ran (enough to re-run it)
     summary.json            operations, latency, leader changes, availability, audit
+    timeline.png            with ``plot``: roles, leases, faults and availability over time
+                            (reference/timeline_plot.py, from the files above)
 
 Everything written is a function of the configuration alone (wall-clock figures
 are printed, never written), so two runs with the same seed give identical bytes.
@@ -24,7 +26,7 @@ import orjson
 
 from reference.cluster import SimConfig, World
 from reference.replica import ReplicaConfig
-from reference.summary import healing_lines, summarize
+from reference.summary import healing_lines, serving_lines, serving_summary, summarize
 from reference.trace import FORMAT_VERSION
 
 
@@ -55,8 +57,9 @@ def run_simulation(cfg: SimConfig, out_dir: Path | None,
                    progress: Callable[[int, int], None] | None = None,
                    script: Callable[[World], None] | None = None, *,
                    check_config: Callable[[ReplicaConfig], None] | None = None,
-                   ) -> SimulationResult:
-    """Run ``cfg``; with ``out_dir``, write the files listed in the module docstring.
+                   plot: bool = False) -> SimulationResult:
+    """Run ``cfg``; with ``out_dir``, write the files listed in the module docstring
+    (``timeline.png`` only with ``plot``).
 
     ``script(world)`` may schedule extra faults before the run starts (tests do).
     ``check_config`` is passed to ``World``: it may refuse the replicas' configuration
@@ -77,7 +80,9 @@ def run_simulation(cfg: SimConfig, out_dir: Path | None,
         world.run(progress)
         wall = time.perf_counter() - started
     report = world.audit()
-    leader_changes = sum(n.action_counts["BecomeLeader"] for n in world.nodes.values())
+    elections_won = sum(n.action_counts["BecomeLeader"] for n in world.nodes.values())
+    # Leader changes: elections won after the group's first leader.
+    leader_changes = max(0, elections_won - 1)
     extra = {
         "seed": cfg.seed,
         "faults": cfg.faults,
@@ -91,6 +96,11 @@ def run_simulation(cfg: SimConfig, out_dir: Path | None,
                     "duplicated": world.net.stats.duplicated,
                     "dropped": dict(sorted(world.net.stats.dropped.items()))},
         "events": world.sim.events_run,
+        "elections_won": elections_won,
+        "peer_confirm": cfg.peer_confirm,
+        "handoff": cfg.handoff,
+        "strong_reads": serving_summary(world.serving_windows(), cfg.duration_us,
+                                        world.restarts_planned),
     }
     healing = world.healing()
     if healing is not None:
@@ -110,6 +120,9 @@ def run_simulation(cfg: SimConfig, out_dir: Path | None,
             orjson.dumps(config_to_json(cfg), option=orjson.OPT_INDENT_2 | opt))
         (out_dir / "summary.json").write_bytes(
             orjson.dumps(summary, option=orjson.OPT_INDENT_2 | opt))
+        if plot:
+            from reference.timeline_plot import write_timeline  # matplotlib: only if asked
+            write_timeline(out_dir)
     return SimulationResult(world, summary, wall)
 
 
@@ -142,6 +155,7 @@ def render_summary(s: dict[str, Any], wall_seconds: float) -> list[str]:
         f"faults injected: {s['faults_injected'] or 'none'}"
         + (f"   quarantined: {s['quarantined']}" if s["quarantined"] else ""),
     ]
+    lines += serving_lines(s)
     lines += healing_lines(s)
     audit = s.get("audit")
     if audit is not None:

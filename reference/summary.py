@@ -15,13 +15,18 @@ Healing (``--faults heal``): ``healing`` is the run's healing timeline
 all-storage one, the copy bandwidth and every snapshot copy and committed
 configuration), and ``healing_compare`` the same seed run with the other healing
 mode (log replicas vs storage-only), so the summary shows both healing times.
+
+Strong reads (``strong_reads``, ``serving_summary``): the windows in which some
+replica could serve a strong read, measured from the replicas' state (a leader
+holding its lease, not relinquished, reads ready), not from client requests; the
+unavailable time, and for ``--faults deploy`` the unavailable time per restart.
 """
 
 from __future__ import annotations
 
 import itertools
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from reference.audit import AuditReport
@@ -139,4 +144,78 @@ def healing_lines(s: dict[str, Any]) -> list[str]:
                 f"{h['all_storage_s']}s (copy bandwidth {h['copy_bandwidth_bps']} B/s"
                 + "".join(f", copy {c['bytes']} B in {c['seconds']:g}s" for c in h["copies"])
                 + ")")
+    return lines
+
+
+# --- strong-read availability (who could serve) ---------------------------------------
+
+
+def union_windows(windows: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The union of [start, end) windows, as sorted disjoint windows."""
+    out: list[list[int]] = []
+    for a, b in sorted(windows):
+        if b <= a:
+            continue
+        if out and a <= out[-1][1]:
+            out[-1][1] = max(out[-1][1], b)
+        else:
+            out.append([a, b])
+    return [(a, b) for a, b in out]
+
+
+def uncovered_us(union: Sequence[tuple[int, int]], lo: int, hi: int) -> int:
+    """Time in [lo, hi) that no window of ``union`` (disjoint) covers."""
+    if hi <= lo:
+        return 0
+    return hi - lo - sum(max(0, min(b, hi) - max(a, lo)) for a, b in union)
+
+
+def serving_summary(serving: Mapping[str, Sequence[tuple[int, int]]], duration_us: int,
+                    restarts: Sequence[Mapping[str, Any]] = ()) -> dict[str, Any]:
+    """Strong-read availability: when some replica could serve a strong read (a leader
+    holding its lease, not relinquished, reads ready), from each replica's windows.
+
+    ``unavailable_ms``: time in [first serve, duration) no replica could serve (the
+    first election, ``startup_ms``, is reported apart). ``restarts`` (``deploy``): per
+    planned restart, the unavailable time from its start to the next one's (or the end),
+    with max and mean over all restarts and over the leader's."""
+    union = union_windows(w for ws in serving.values() for w in ws)
+    first = union[0][0] if union else duration_us
+    out: dict[str, Any] = {
+        "startup_ms": _ms(min(first, duration_us)),
+        "unavailable_ms": _ms(uncovered_us(union, first, duration_us)),
+        "serving": {r: [[_ms(a), _ms(b)] for a, b in ws] for r, ws in sorted(serving.items())},
+    }
+    if restarts:
+        rows = []
+        for i, rec in enumerate(restarts):
+            end = restarts[i + 1]["start_us"] if i + 1 < len(restarts) else duration_us
+            rows.append({"replica": rec["replica"], "start_s": rec["start_us"] / 1e6,
+                         "leader": rec["leader"], "handoff": rec.get("handoff"),
+                         "unavailable_ms": _ms(uncovered_us(union, rec["start_us"], end))})
+        out["restarts"] = rows
+        out["per_restart_ms"] = _max_mean([r["unavailable_ms"] for r in rows])
+        out["per_leader_restart_ms"] = _max_mean(
+            [r["unavailable_ms"] for r in rows if r["leader"]])
+    return out
+
+
+def _max_mean(xs: Sequence[float]) -> dict[str, float | None]:
+    if not xs:
+        return {"max": None, "mean": None, "count": 0}
+    return {"max": max(xs), "mean": round(sum(xs) / len(xs), 3), "count": len(xs)}
+
+
+def serving_lines(s: dict[str, Any]) -> list[str]:
+    """The printed lines for ``strong_reads`` (see ``serving_summary``)."""
+    sv = s.get("strong_reads")
+    if not sv:
+        return []
+    lines = [f"strong reads: unavailable {sv['unavailable_ms']} ms after the first leader "
+             f"served (first election {sv['startup_ms']} ms)"]
+    if "per_restart_ms" in sv:
+        a, b = sv["per_restart_ms"], sv["per_leader_restart_ms"]
+        lines.append(f"restarts: {a['count']}, unavailable per restart max {a['max']} ms, "
+                     f"mean {a['mean']} ms; leader restarts: {b['count']}, max {b['max']} ms, "
+                     f"mean {b['mean']} ms")
     return lines

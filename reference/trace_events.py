@@ -90,6 +90,7 @@ _SCALARS: dict[str, Any] = {
     "wal": Literal["clean", "torn"],
     "digest": Annotated[str, msgspec.Meta(pattern="^[0-9a-f]{8}$")],
     "text": str,
+    "flag": bool,
 }
 
 MESSAGE_TYPES: dict[str, type[msgspec.Struct]] = {}

@@ -58,7 +58,7 @@ def test_every_claimed_property_is_caught_by_some_mutant_in_ci() -> None:
     for prop in ("Agreement", "Durability", "StateMachineSafety", "LeaseExclusivity",
                  "Linearizability", "EventualReadsCommitted", "EventuallyLease",
                  "ConfigSafety", "LogReplicaNeverLeads", "LogReplicaNeverServes",
-                 "AckedSurvivesReplacement"):
+                 "AckedSurvivesReplacement", "NoNeedlessElection", "HandoffGap"):
         assert prop in caught, prop
         assert prop in spec or prop in (SPECS / "MC_Replication.tla").read_text()
 
@@ -178,3 +178,17 @@ def test_an_equivalent_mutant_names_its_base(tmp_path: Path) -> None:
     p.write_text(p.read_text().replace('"expected": "ok"', '"expected": "Agreement"'))
     with pytest.raises(ManifestError, match="expect 'ok'"):
         load_manifest(p)
+
+
+def test_gray_failure_and_handoff_mutants_are_in_the_standard_set() -> None:
+    standard = {m.name: m for m in MANIFEST.select("standard")}
+    expected = {"Mutant_NoPeerConfirm": "NoNeedlessElection",
+                "Mutant_VouchWithoutLease": "EventuallyConnectedLease",
+                "Mutant_SkipWaitWithoutHandoff": "LeaseExclusivity",
+                "Mutant_ServeAfterRelinquish": "LeaseExclusivity",
+                "Mutant_RenewAfterRelinquish": "LeaseExclusivity",
+                "Mutant_NoHandoffSkip": "HandoffGap"}
+    for name, prop in expected.items():
+        assert standard[name].kind == "mutant" and standard[name].expected == prop, name
+    for name in ("Gray", "GrayLiveness", "Handoff", "HandoffGap"):
+        assert standard[name].kind == "correct", name

@@ -60,7 +60,7 @@ def lease(e: Events, r: str = "r1", b: int = 1, real: int = 0) -> None:
     e(r, "LeaseRenew", real, r=r, start=real)
     other = next(x for x in R if x != r)
     e(other, "LeaseGrant", real, a=other, m={"type": "lease", "bal": b, "start": real,
-                                               "from": r})
+                                               "from": r, "held": False})
 
 
 @pytest.mark.parametrize("faults", ["crashes", "partitions", "clock-drift"])
@@ -129,7 +129,8 @@ def test_lease_exclusivity_two_leaders_at_once() -> None:
     e("r2", "BecomeLeader", 200, r="r2", b=2, Q=["r2", "r3"])
     e("r2", "LeaseRenew", 300, clock=300 + DUR + MARGIN, r="r2", start=300 + DUR + MARGIN)
     found = e("r3", "LeaseGrant", 300, a="r3", m={"type": "lease", "bal": 2,
-                                                    "start": 300 + DUR + MARGIN, "from": "r2"})
+                                                    "start": 300 + DUR + MARGIN, "from": "r2",
+                                                    "held": False})
     assert any(v.startswith("LeaseExclusivity") for v in found)
 
 

@@ -71,7 +71,7 @@ class Run:
         out = self(r, "LeaseRenew", r=r, start=start)
         for g in grantors:
             out += self(g, "LeaseGrant", a=g, m={"type": "lease", "bal": b, "start": start,
-                                                "from": r})
+                                                "from": r, "held": False})
         return out
 
     def vote(self, b: int, s: int, cmd: dict[str, Any] | None, leader: str,

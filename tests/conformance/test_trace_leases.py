@@ -50,7 +50,8 @@ class TraceBuilder:
         self.add(r, start, "LeaseRenew", {"r": r, "start": start})
         for i, a in enumerate(grantors, 1):
             self.add(a, start + 100 * i, "LeaseGrant",
-                     {"a": a, "m": {"type": "lease", "bal": b, "start": start, "from": r}})
+                     {"a": a, "m": {"type": "lease", "bal": b, "start": start, "held": False,
+                                    "from": r}})
 
 
 def overlapping_trace(renew_after_election: int = 1_000) -> TraceBuilder:

@@ -216,3 +216,21 @@ def test_same_seed_same_delivery_trace() -> None:
 
     assert trace(11) == trace(11)
     assert trace(11) != trace(12)
+
+
+def test_in_flight_message_is_lost_when_its_link_goes_down() -> None:
+    """The spec's Receivable: nothing is received over a link that is down (LinkDown)."""
+    sim, net, got = _net(NetworkConfig(jitter_us=0))
+    net.send("a1", "b1", b"cut")
+    net.send("b1", "a1", b"other direction")
+    net.fail_link("a1", "b1")
+    sim.run()
+    assert [p for *_, p in got] == [b"other direction"]
+    assert net.stats.dropped["link_down"] == 1
+    # A link back up by the time the message arrives delivers it.
+    net.restore_link("a1", "b1")
+    net.send("a1", "b1", b"flaps")
+    net.fail_link("a1", "b1")
+    net.restore_link("a1", "b1")
+    sim.run()
+    assert [p for *_, p in got][-1] == b"flaps"

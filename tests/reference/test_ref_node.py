@@ -9,8 +9,8 @@ import msgspec
 import pytest
 
 from reference.cluster import SimConfig, World
-from reference.codec import ClientRequest
-from reference.messages import Command
+from reference.codec import ClientRequest, TruncateMsg, encode
+from reference.messages import Command, Phase2aMsg
 from reference.node import NodeConfig
 from reference.pump import Pump
 from reference.storage import M, N, Put, S, encode_op
@@ -19,9 +19,10 @@ from reference.trace_events import FORMAT_VERSION, TraceEvent
 SECOND = 1_000_000
 
 
-def world(seed: int = 4) -> tuple[World, dict[str, io.BytesIO]]:
+def world(seed: int = 4, *, peer_confirm: bool = True) -> tuple[World, dict[str, io.BytesIO]]:
     sinks = {f"r{i}": io.BytesIO() for i in (1, 2, 3)}
-    w = World(SimConfig(seed=seed, clients=0, duration_us=SECOND), sinks)  # type: ignore[arg-type]
+    w = World(SimConfig(seed=seed, clients=0, duration_us=SECOND, peer_confirm=peer_confirm),
+              sinks)  # type: ignore[arg-type]
     w.sim.run(until_us=SECOND)
     assert w.leader() is not None
     return w, sinks
@@ -134,7 +135,7 @@ def test_follower_cut_off_from_the_leader_catches_up() -> None:
 
 def test_gray_failure_does_not_depose_a_healthy_leader() -> None:
     """Paper §6.2: a follower that cannot hear the leader asks its peers first."""
-    w, _ = world()
+    w, _sinks = world()
     leader = w.leader()
     assert leader is not None
     follower = next(n for n in w.nodes if n != leader)
@@ -143,12 +144,33 @@ def test_gray_failure_does_not_depose_a_healthy_leader() -> None:
     w.sim.run(until_us=w.sim.now + 8 * SECOND)
     assert w.leader() == leader
     assert sum(n.action_counts["BecomeLeader"] for n in w.nodes.values()) == elections
-    assert w.nodes[follower].leader_check.vetoed >= 1
+    assert w.nodes[follower].replica.detector.vetoed >= 1
     assert w.nodes[follower].action_counts["Phase1a"] == 0
+    assert w.nodes[follower].action_counts["Suspect"] >= 1
+    link = [(e["action"], e["args"]) for e in events(_sinks[leader])
+            if e["action"] in ("LinkDown", "LinkUp")]
+    assert link == [("LinkDown", {"from": leader, "to": follower})]
+
+
+def test_without_peer_confirmation_a_gray_failure_deposes_the_leader() -> None:
+    sinks = {f"r{i}": io.BytesIO() for i in (1, 2, 3)}
+    w = World(SimConfig(seed=4, clients=0, duration_us=SECOND, peer_confirm=False),
+              sinks)  # type: ignore[arg-type]
+    w.sim.run(until_us=SECOND)
+    leader = w.leader()
+    assert leader is not None
+    follower = next(n for n in w.nodes if n != leader)
+    w.fail_link(leader, follower)
+    w.sim.run(until_us=w.sim.now + 8 * SECOND)
+    assert w.leader() != leader
+    assert w.nodes[follower].action_counts["Suspect"] == 0
+    w.heal()
+    ups = [(e["action"], e["args"]) for e in events(sinks[leader]) if e["action"] == "LinkUp"]
+    assert ups == [("LinkUp", {"from": leader, "to": follower})]
 
 
 def test_crash_of_a_candidate_is_traced_and_loses_pending_steps() -> None:
-    w, sinks = world()
+    w, sinks = world(peer_confirm=False)  # elections on demand
     name = next(n for n in w.nodes if n != w.leader())
     node = w.nodes[name]
     w.isolate(name)  # keep its election from going anywhere
@@ -190,3 +212,39 @@ def test_a_sync_does_not_make_a_later_step_durable() -> None:
     assert top + 1 in node.replica.log and top + 2 not in node.replica.log
     traced = [e["args"]["s"] for e in events(sinks[name]) if e["action"] == "ClientWrite"]
     assert traced[-1] == top + 1
+
+
+def test_a_truncation_point_is_applied_at_once_not_at_the_next_tick() -> None:
+    """Replicas that truncate a tick apart report different bases to a new leader, which
+    re-proposes only above the highest: a voter behind refuses those slots until a gap
+    report gets it seeded, a round trip more (deploy seed 4 with handoff missed its
+    bound). A follower checkpoints as soon as it may: on the truncation point's arrival,
+    or once the sync pending then is done."""
+    sinks = {f"r{i}": io.BytesIO() for i in (1, 2, 3)}
+    cfg = SimConfig(seed=4, clients=0, duration_us=2 * SECOND,
+                    node=NodeConfig(checkpoint_every=4))
+    w = World(cfg, sinks)  # type: ignore[arg-type]
+    w.sim.run(until_us=SECOND)  # a tick boundary: the next is 20 ms away
+    leader = w.leader()
+    assert leader is not None
+    lead = w.nodes[leader]
+    a, b = (w.nodes[n] for n in sorted(w.nodes) if n != leader)
+    for i in range(8):
+        lead._on_request("c9", write_request(f"w{i}"), lead.now())
+    w.sim.run(until_us=SECOND + 5_000)
+    upto = lead.replica.committed_upto
+    assert upto >= 8 and a.replica.applied >= upto and b.replica.applied >= upto
+    assert a.replica.base == b.replica.base == 0
+    trunc = encode(TruncateMsg(lead.replica.ballot, leader, upto))
+    a._on_frame(a.name, leader, trunc)
+    assert a.replica.base == upto  # at once
+    assert any(e["action"] == "Checkpoint" and e["args"]["upto"] == upto
+               for e in events(sinks[a.name]))
+    # With a sync pending it cannot truncate yet; it does once the sync is done.
+    b._step(b.replica.phase2b(Phase2aMsg(b.replica.ballot, b.replica.top + 1,
+                                         Command("y", write_request("y").op), leader)))
+    assert b._pending_syncs == 1
+    b._on_frame(b.name, leader, trunc)
+    assert b.replica.base == 0
+    w.sim.run(until_us=w.sim.now + b.nc.disk_sync_us)
+    assert b.replica.base == upto

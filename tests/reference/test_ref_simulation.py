@@ -48,8 +48,10 @@ def test_same_seed_gives_byte_identical_output(tmp_path: Path) -> None:
 
 
 def test_schedule_names_are_all_tested() -> None:
+    # heal: tests/reference/test_ref_healing.py; gray and deploy are also measured in
+    # tests/reference/test_ref_gray_deploy.py.
     assert set(FAULT_SCHEDULES) == {"none", "crashes", "partitions", "flaky-network",
-                                    "clock-drift", "disk-faults", "heal"}
+                                    "clock-drift", "disk-faults", "heal", "gray", "deploy"}
 
 
 def test_none() -> None:
@@ -80,6 +82,21 @@ def test_flaky_network() -> None:
     assert_correct(world)
     stats = world.net.stats
     assert stats.dropped["loss"] > 0 and stats.duplicated > 0 and stats.corrupt_dropped > 0
+
+
+def test_gray() -> None:
+    world = run("gray", seed=3)
+    assert_correct(world)
+    assert world.faults_injected["fail_link"] >= 1
+    # Peer confirmation (the default): the followers' peers veto every election.
+    assert sum(n.action_counts["BecomeLeader"] for n in world.nodes.values()) == 1
+
+
+def test_deploy() -> None:
+    world = run("deploy", seed=3)
+    assert_correct(world)
+    assert world.faults_injected["crash"] >= 2 and world.faults_injected["handoff"] >= 1
+    assert all(n.state == "up" for n in world.nodes.values())
 
 
 def test_clock_drift() -> None:

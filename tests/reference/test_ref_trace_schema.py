@@ -74,6 +74,8 @@ def _run(schedule: str) -> Run:
     config = dataclasses.replace(CONFIG, faults=schedule)
     if schedule == "heal":
         config = dataclasses.replace(config, node=dataclasses.replace(config.node, heal=HEAL))
+    if schedule == "gray":  # long enough for the first link failure's suspicion to clear
+        config = dataclasses.replace(config, duration_us=6_000_000)
     sinks = {name: io.BytesIO() for name in config.effective().ids()}
     world = World(config, sinks)
     world.run()
@@ -115,7 +117,8 @@ def test_trace_lines_are_numbered_and_ordered(schedule: str) -> None:
         for line in lines:
             args = line["args"]
             if line["kind"] == "spec":  # the acting replica is the one writing the line
-                assert args.get("r", args.get("a", args.get("x"))) == line["replica"], line
+                acting = args.get("r", args.get("a", args.get("x", args.get("from"))))
+                assert acting == line["replica"], line
             if line["action"] == "LeaseRenew":
                 assert args["start"] == line["clock"], line
 
