@@ -50,11 +50,9 @@ ReaddClient(c) ==
     IF c = 2 THEN \E m \in msgs : m.type = "2a" /\ m.cmd = 1
     ELSE c > 2 => c - 1 \in acked
 
-\* Election plans (MayStartBallot): ballot b may be started only by the
-\* b-th replica listed; scenarios whose bug needs a particular sequence of
-\* leaders, which a full search could not reach in minutes.
-PlanR1R2(r, b) == r = << r1, r2 >>[b]
-PlanR1R2R1(r, b) == r = << r1, r2, r1 >>[b]
+\* Election plans (MayStartBallot, PlanR1R2 and PlanR1R2R1 of MC_Replication.tla):
+\* scenarios whose bug needs a particular sequence of leaders, which a full search
+\* could not reach in minutes.
 
 \* Symmetry: r1, r2 and r3 play the same part when the changes name only r4;
 \* r1 and r2 when they name r3 and r4 only.

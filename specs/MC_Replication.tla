@@ -102,8 +102,10 @@ EventuallyLease == <>(\E r \in Replicas : HoldsLease(r))
 (***************************************************************************)
 On == TRUE
 TwoDownLinks == 2
-\* Elections by plan: ballot 1 is r1's, ballot 2 is r2's.
-PlanR1R2(r, b) == (b = 1 /\ r = r1) \/ (b = 2 /\ r = r2)
+\* Election plans (MayStartBallot): ballot b may be started only by the b-th
+\* replica listed (MC_Reconfig.tla uses them too).
+PlanR1R2(r, b) == r = << r1, r2 >>[b]
+PlanR1R2R1(r, b) == r = << r1, r2, r1 >>[b]
 \* Hand-offs by plan: r1 hands its lease to r2, which has a ballot left.
 HandR1R2(r, s) == r = r1 /\ s = r2
 \* The HandoffGap scenario's elections: r1 first, then r2 once handed the lease.
