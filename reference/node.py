@@ -703,7 +703,13 @@ class ReplicaNode:
         if self.state in ("spare", "killed"):
             return
         r = self.replica
-        self._step(r.link_up(to) if up else r.link_down(to))
+        effects = r.link_up(to) if up else r.link_down(to)
+        assert not effects  # the environment's step: nothing to persist or send
+        # Traced at once, not behind this node's pending WAL syncs: the link changed now,
+        # whatever the node is doing (behind a sync, a LinkUp would be traced after
+        # receipts it enabled, and a restart in between would lose it).
+        events, r.events = r.events, []
+        self._count_and_emit(events, self.now(), self.sim.now)
 
     def _observe_serving(self) -> None:
         """Extend or cut this replica's current serving window (``serving``)."""
