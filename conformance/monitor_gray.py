@@ -79,6 +79,8 @@ class Monitor(Protocol):
     def lease_dur(self) -> int: ...
     @property
     def _where(self) -> str: ...
+    @property
+    def _event(self) -> Any: ...
     def _fail(self, prop: str, message: str) -> None: ...
     def holds_lease(self, name: str, clock: int) -> bool: ...
     def view_members(self, name: str) -> Any: ...
@@ -126,6 +128,8 @@ class GrayRules:
         self.mon = mon
         self.peer_confirm = peer_confirm
         self.down: set[Link] = set()
+        self.down_since: dict[Link, int] = {}
+        """Real time of each down link's LinkDown (receipts are judged by real time)."""
         self.ups: Counter[Link] = Counter()
         self.d: dict[str, _Detect] = {n: _Detect() for n in mon.r}
         self.handoffs: dict[str, list[tuple[int, _Sent]]] = {}
@@ -157,11 +161,15 @@ class GrayRules:
             if link not in self.down:
                 raise ValueError(f"{where}: LinkUp of link {src}->{dst}, which is not down")
             self.down.discard(link)
+            self.down_since.pop(link, None)
             self.ups[link] += 1
         else:
             if link in self.down:
                 raise ValueError(f"{where}: LinkDown of link {src}->{dst}, already down")
             self.down.add(link)
+            real = getattr(self.mon._event, "real", None)
+            if real is not None:
+                self.down_since[link] = real
 
     def _on_LinkDown(self, node: str, rep: _Replica, a: Any, clock: int) -> None:
         self._link_event(node, a, up=False)
@@ -170,7 +178,14 @@ class GrayRules:
         self._link_event(node, a, up=True)
 
     def receive(self, node: str, src: str, action: str) -> None:
-        """``node`` takes (in ``action``) a message ``src`` sent: the link must be up."""
+        """``node`` takes (in ``action``) a message ``src`` sent: the link must be up.
+        By real time, not by the order events reach the monitor: a step is traced once
+        its WAL sync is done, so a receipt from before a LinkDown can arrive after it."""
+        ev = self.mon._event
+        real = getattr(ev, "real", None)
+        since = self.down_since.get((src, node))
+        if real is not None and since is not None and real <= since:
+            return
         if src != node and (src, node) in self.down:
             self.mon._fail("LinkDelivery", f"{node} receives {src}'s message ({action}) while "
                                            f"the link {src}->{node} is down")
