@@ -127,6 +127,15 @@ def patched_method(cls: type, name: str, old: str, new: str) -> Any:
     return namespace[name]
 
 
+def register(*bugs: Bug) -> dict[str, Bug]:
+    """``bugs`` by name, each also known to ``active`` and ``dynaspec mutation-matrix
+    --bug`` (a module of further seeded bugs registers them on import)."""
+    table = {b.name: b for b in bugs}
+    for b in bugs:
+        BUGS.setdefault(b.name, b)
+    return table
+
+
 @contextlib.contextmanager
 def active(name: str | None) -> Iterator[None]:
     """Run the block with bug ``name`` seeded (``None``: the correct implementation)."""

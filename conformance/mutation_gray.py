@@ -65,7 +65,7 @@ def _renew_after_relinquish() -> list[tuple[Any, str, Any]]:
         replica_mod.Replica, "lease_renew", "if v.relinquished:", "if False:"))]
 
 
-GRAY_BUGS: dict[str, mutants.Bug] = {b.name: b for b in (
+GRAY_BUGS: dict[str, mutants.Bug] = mutants.register(
     mutants.Bug("NoPeerConfirm", "NoPeerConfirm",
                 "a follower elects on its suspicion alone", _no_peer_confirm),
     mutants.Bug("SkipWaitWithoutHandoff", "SkipWaitWithoutHandoff",
@@ -75,9 +75,7 @@ GRAY_BUGS: dict[str, mutants.Bug] = {b.name: b for b in (
                 "a leader serves after relinquishing its lease", _serve_after_relinquish),
     mutants.Bug("RenewAfterRelinquish", "RenewAfterRelinquish",
                 "a leader renews after relinquishing its lease", _renew_after_relinquish),
-)}
-for _b in GRAY_BUGS.values():
-    mutants.BUGS.setdefault(_b.name, _b)
+)
 
 # Which scenario shows which bug.
 GRAY_SCENARIO_OF = {"NoPeerConfirm": "gray", "SkipWaitWithoutHandoff": "lease",

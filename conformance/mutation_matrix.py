@@ -175,7 +175,7 @@ def _snapshot_misses_slot() -> list[tuple[Any, str, Any]]:
         "install_snapshot", "self.applied = snap.upto", "self.applied = snap.upto + 1"))]
 
 
-MEMBERSHIP_BUGS: dict[str, mutants.Bug] = {b.name: b for b in (
+MEMBERSHIP_BUGS: dict[str, mutants.Bug] = mutants.register(
     mutants.Bug("TwoChangesInFlight", "TwoChangesInFlight",
                 "a leader proposes a change while another is uncommitted",
                 _two_changes_in_flight),
@@ -186,9 +186,7 @@ MEMBERSHIP_BUGS: dict[str, mutants.Bug] = {b.name: b for b in (
     mutants.Bug("SnapshotMissesSlot", "SnapshotMissesSlot",
                 "a snapshot copy misses the last slot it claims to cover",
                 _snapshot_misses_slot),
-)}
-for _b in MEMBERSHIP_BUGS.values():
-    mutants.BUGS.setdefault(_b.name, _b)
+)
 
 
 def heal_config(seed: int) -> SimConfig:

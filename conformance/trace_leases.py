@@ -543,7 +543,9 @@ def check_trace_leases(events: Iterable[Mapping[str, Any]], lease_dur_us: int,
     ``LeaseGrant`` whose ``m`` is ``{bal, start, from: r}``; quorums are strict
     majorities of ``members`` (default: every replica the trace names).  A lease is
     held while r's clock is in ``[start, start + lease_dur_us)`` and r still leads
-    (until its next crash, restart or step-down line).  With ``lease_margin_us`` the
+    (until its next crash, restart or step-down line, or its ``LeaseRelinquish``: a
+    relinquished lease is given up, and only a later request could give a new one).
+    With ``lease_margin_us`` the
     check also models the new-leader wait: a lease counts only once r's clock is
     ``lease_dur_us + lease_margin_us`` past its ``BecomeLeader``, when some voter
     (r, or a member of ``Q`` in its promise) had granted a lease before

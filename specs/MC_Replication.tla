@@ -136,7 +136,6 @@ NoHandoffSkip(r) == 0
 (***************************************************************************)
 \* (r2's link first, then r3's: the order does not matter to r1's deafness.)
 R1Deaf(from, to) == to = r1 /\ (from = r2 \/ <<r2, r1>> \in downLinks)
-Never == FALSE
 Off == FALSE
 \* What replica r does before time advances: Handle(r), and failure detection's
 \* answers, clearing and elections (a suspicion itself may wait: the election
