@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
+import time
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NoReturn
 
 import click
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from conformance.check_models import check_models
+from conformance.errors import EXIT_INPUT, EXIT_INTERNAL, InputError, one_line
 from conformance.manifest import ManifestError, load_manifest
 from conformance.tlc_runner import ToolchainError
 from reference.cluster import FAULT_SCHEDULES, SimConfig
@@ -26,43 +29,89 @@ REPO = Path(__file__).resolve().parent.parent
 DEFAULT_MANIFEST = REPO / "specs" / "manifest.json"
 
 
-INTERNAL_ERROR_LOG = Path("build") / "internal-error.txt"
+INTERNAL_ERROR_LOG: Path | None = None
+"""Where an internal error's traceback is saved. None: a new file per crash (none
+overwrites another), build/dynaspec-crash-<time>-<pid>.txt, or in the temp directory
+if build/ cannot be written."""
+
+EXIT_CODES_HELP = (
+    "Exit codes: 0 clean, 1 a violation found, 2 unusable input or arguments (one line "
+    "on stderr, `path:line: reason`; also input left partly unchecked, unless "
+    "--partial-ok), 3 an internal error (one line, the traceback saved to a file it "
+    "names). See traces/FORMAT.md, \"Bad input and exit codes\".")
+
+
+def _save_traceback(text: str) -> Path | None:
+    if INTERNAL_ERROR_LOG is not None:
+        candidates = [INTERNAL_ERROR_LOG]
+    else:
+        name = f"dynaspec-crash-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.txt"
+        candidates = [Path("build") / name, Path(tempfile.gettempdir()) / name]
+    for where in candidates:
+        try:
+            where.parent.mkdir(parents=True, exist_ok=True)
+            where.write_text(text)
+        except OSError:
+            continue
+        return where
+    return None
+
+
+def _fail(message: str, code: int = EXIT_INPUT) -> NoReturn:
+    """Exit ``code`` with ``message`` as the one line on stderr."""
+    click.echo(f"error: {one_line(message)}", err=True)
+    sys.exit(code)
 
 
 class _Group(click.Group):
     """Exit codes, across all commands: 0 clean, 1 a violation, 2 unusable input, 3 an
     internal error (a bug in dynaspec): one line, the traceback saved to a file."""
 
+    @staticmethod
+    def _usage_error(exc: click.UsageError, ctx: click.Context) -> NoReturn:
+        # One line, not click's usage block: the line is what a log or CI shows.
+        path = exc.ctx.command_path if exc.ctx is not None else ctx.command_path
+        _fail(f"{exc.format_message()} (see '{path} --help')", exc.exit_code)
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except click.exceptions.NoArgsIsHelpError:
+            raise  # bare `dynaspec`: the help, as click shows it
+        except click.UsageError as exc:
+            self._usage_error(exc, ctx)
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except click.UsageError as exc:
+            self._usage_error(exc, ctx)
         except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit,
                 KeyboardInterrupt):
             raise
+        except BrokenPipeError:
+            # The reader went away (`dynaspec replay DIR | head`): not a bug. Exit as a
+            # process killed by SIGPIPE would, without flushing into the closed pipe.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(128 + 13)
         except Exception as exc:
             import traceback
 
-            where = INTERNAL_ERROR_LOG
-            try:
-                where.parent.mkdir(parents=True, exist_ok=True)
-                where.write_text(traceback.format_exc())
-            except OSError:
-                where = Path("(could not be written)")
+            where = _save_traceback(traceback.format_exc())
             first = str(exc).splitlines()[0] if str(exc) else ""
             click.echo(f"internal error: {type(exc).__name__}: {first} (a dynaspec bug; "
-                       f"traceback in {where})", err=True)
-            sys.exit(3)
+                       f"traceback in {where or '(no file could be written)'})", err=True)
+            sys.exit(EXIT_INTERNAL)
 
 
-@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]},
+             epilog=EXIT_CODES_HELP)
 def main() -> None:
-    """dynaspec: DynamoDB's replication design in TLA+, with a reference checked against it.
-
-    Exit codes: 0 clean, 1 a violation found, 2 unusable input, 3 an internal error."""
+    """dynaspec: DynamoDB's replication design in TLA+, with a reference checked against it."""
 
 
-@main.command("check-models")
-@click.option("--set", "model_set", type=click.Choice(["standard", "ci", "all"]),
+@main.command("check-models", epilog=EXIT_CODES_HELP)
+@click.option("--set", "model_set", type=click.Choice(["standard", "ci", "extended", "all"]),
               default="standard", show_default=True, help="Which models of the manifest to run.")
 @click.option("--model", "models", multiple=True, help="Run only this model (repeatable).")
 @click.option("--manifest", type=click.Path(dir_okay=False, path_type=Path),
@@ -93,8 +142,7 @@ def check_models_cmd(model_set: str, models: tuple[str, ...], manifest: Path, ou
                             update_manifest=update_manifest, show_traces=show_traces,
                             console=console, jobs=jobs)
     except (ManifestError, ToolchainError) as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
+        _fail(str(exc))
     sys.exit(0 if all(r.passed for r in runs) else 1)
 
 
@@ -124,7 +172,7 @@ class Duration(click.ParamType):  # type: ignore[type-arg]
         return us
 
 
-@main.command("simulate")
+@main.command("simulate", epilog=EXIT_CODES_HELP)
 @click.option("--seed", type=int, default=1, show_default=True, help="The run's only random seed.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Directory for traces, history, config and summary.")
@@ -193,8 +241,7 @@ def simulate_cmd(seed: int, out: Path, replicas: int, duration: int, faults: str
             result = run_simulation(cfg, out, availability_interval, tick,
                                     check_config=require_lease_safety, plot=plot)
     except (ValueError, OSError) as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
+        _fail(str(exc))
     for line in render_summary(result.summary, result.wall_seconds):
         click.echo(line)
     click.echo(f"wrote {out}/trace-*.jsonl, history.jsonl, config.json, summary.json"
@@ -202,19 +249,33 @@ def simulate_cmd(seed: int, out: Path, replicas: int, duration: int, faults: str
     sys.exit(0 if result.summary["audit"]["ok"] else 1)
 
 
-@main.command("replay")
+@main.command("replay", epilog=EXIT_CODES_HELP)
 @click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--tlc", is_flag=True, help="Also validate the trace against the spec with TLC.")
 @click.option("--tlc-max-events", type=click.IntRange(1), default=1500, show_default=True,
-              help="Validate only this many events (merged by real time) with TLC.")
-def replay_cmd(directory: Path, tlc: bool, tlc_max_events: int) -> None:
-    """Check a `dynaspec simulate` output: monitor, linearizability, Z3 leases [, TLC]."""
+              help="Validate only this many events (merged by real time) with TLC; a "
+                   "longer trace is a partial check (see --partial-ok).")
+@click.option("--partial-ok", is_flag=True,
+              help="Accept a check that left part of the input unchecked (events past "
+                   "--tlc-max-events, keys the linearizability search could not decide): "
+                   "still reported, but exit 0 instead of 2.")
+@click.pass_context
+def replay_cmd(ctx: click.Context, directory: Path, tlc: bool, tlc_max_events: int,
+               partial_ok: bool) -> None:
+    """Check a `dynaspec simulate` output: monitor, linearizability, Z3 leases [, TLC].
+
+    Reads DIRECTORY/config.json, history.jsonl and one trace-<node>.jsonl (or
+    .jsonl.gz) per node the config lists. Bad input (traces/FORMAT.md, "Bad input and
+    exit codes") is one line `path:line: reason` and exit 2, before any check runs."""
+    from conformance.linearizability import HistoryFormatError
     from conformance.replay import replay
 
+    if ctx.get_parameter_source("tlc_max_events") is not \
+            click.core.ParameterSource.DEFAULT and not tlc:
+        raise click.UsageError("--tlc-max-events limits the TLC layer: it needs --tlc")
     console = Console(stderr=True)
     if not directory.is_dir():
-        click.echo(f"error: {directory}: no such directory", err=True)
-        sys.exit(2)
+        _fail(f"{directory}:0: no such directory")
     try:
         with Progress(TextColumn("{task.description:<16}"), BarColumn(),
                       TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
@@ -228,18 +289,29 @@ def replay_cmd(directory: Path, tlc: bool, tlc_max_events: int) -> None:
                 bar.update(tasks[layer], completed=done, total=total)
 
             result = replay(directory, tlc=tlc, tlc_max_events=tlc_max_events, progress=tick)
-    except (ValueError, OSError, ToolchainError) as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
+    except (InputError, HistoryFormatError, ToolchainError) as exc:
+        _fail(str(exc))
+    except OSError as exc:  # the loaders name most input failures; this is the rest
+        _fail(f"{exc.filename or directory}:0: {exc.strerror or exc}")
     for layer in result.layers:
-        verdict = "ok  " if layer.ok else "FAIL"
+        verdict = "FAIL" if not layer.ok else "part" if layer.unchecked else "ok  "
         click.echo(f"{verdict} {layer.layer:<16} {layer.seconds:6.1f}s  {layer.summary}")
         for p in layer.problems:
             click.echo(f"     {p}")
-    sys.exit(0 if result.ok else 1)
+        if layer.unchecked:
+            click.echo(f"     unchecked: {layer.unchecked}")
+    if not result.ok:
+        sys.exit(1)
+    if result.unchecked:
+        left = "; ".join(result.unchecked)
+        if not partial_ok:
+            _fail(f"only part of the input was checked ({left}); pass --partial-ok to "
+                  f"accept a partial check")
+        click.echo(f"note: a partial check, accepted by --partial-ok ({left})")
+    sys.exit(0)
 
 
-@main.command("mutation-matrix")
+@main.command("mutation-matrix", epilog=EXIT_CODES_HELP)
 @click.option("--bug", "bugs", multiple=True,
               help="Only this seeded bug (repeatable); 'none' is the correct implementation.")
 @click.option("--layer", "layers", multiple=True,

@@ -42,6 +42,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"batch {batch}: FAILED after {_Counted.examples} examples, "
                   f"{time.monotonic() - started:.0f}s", flush=True)
             print(exc, flush=True)
+            # Hypothesis attaches the failing steps (and its @seed line) as notes.
+            for note in getattr(exc, "__notes__", ()):
+                print(note, flush=True)
             return 1
         print(f"batch {batch}: ok, {_Counted.examples} examples so far, "
               f"{time.monotonic() - started:.0f}s", flush=True)

@@ -67,6 +67,16 @@ detection), ``EventuallyConnectedLease`` (nobody vouches for a leader without a 
 skips its wait only for leases handed off to it) and ``HandoffGap`` (a leader hands off
 only to a storage member of its view); see that module.
 
+Steps, not only states (conformance/monitor_steps.py, a ``StepRules`` the monitor
+owns): before its rule folds a step in, the step's enabling condition in the spec is
+checked on the state before it (a 1b, 2a, lease request or probe received was sent;
+a promise is for a higher ballot, a vote for one at least the promise; an election by
+the ballot's candidate on a minimal quorum; proposals and commits in slot order; a
+commit after the new-leader wait; an apply of a committed slot; one lease request at a
+time; a read behind the read barrier; ...). That module's docstring lists, per action,
+what is checked, where, and what a trace cannot show. A violation names the action
+and the ``file:line`` of its step (``Violation.action``, ``Violation.where``).
+
 Configuration, as in the spec (``CfgOf``, on append): a replica's view is the
 initial kinds (``config.json`` ``members``; ``conformance.trace_loader.member_kinds``)
 overridden by the latest change naming each replica among its log's entries above
@@ -99,9 +109,10 @@ from typing import Any
 import orjson
 
 from conformance.monitor_gray import GrayRules
+from conformance.monitor_steps import StepRules
 from reference.actions import TRACED
 from reference.trace import log_digest
-from reference.trace_events import EVENT_TYPES, Change, Cmd
+from reference.trace_events import ACTION_OF, EVENT_TYPES, Change, Cmd
 
 CmdId = str | None  # a command's request id; None is NoOp
 Rule = Callable[[str, "_Replica", Any, int], None]
@@ -122,10 +133,13 @@ class Violation:
     """The typed trace event (reference/trace_events.py)."""
     where: str = ""
     """``file:line`` of the offending event, when it came from a file."""
+    action: str = ""
+    """The offending event's action (reference/actions.py)."""
 
     def __str__(self) -> str:
         loc = f"{self.where}: " if self.where else ""
-        return f"{loc}{self.prop}: {self.message}"
+        what = self.prop if self.action in ("", self.prop) else f"{self.prop} in {self.action}"
+        return f"{loc}{what}: {self.message}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -294,8 +308,11 @@ class Monitor:
         self._reported: set[tuple[Any, ...]] = set()
         self._where = ""
         self._event: Any = None
+        self._action = ""
         self.gray = GrayRules(self, peer_confirm)
         """Failure detection, link faults and lease handoff (conformance/monitor_gray.py)."""
+        self.steps = StepRules(self)
+        """Each step's enabling condition (conformance/monitor_steps.py)."""
         self._rules: dict[type, Rule] = {}
         for a in TRACED:
             rule = getattr(self, "_on_" + a.name, None) or getattr(self.gray, "_on_" + a.name,
@@ -375,7 +392,7 @@ class Monitor:
     # --- helpers ---------------------------------------------------------------------
 
     def _fail(self, prop: str, message: str) -> None:
-        self.violations.append(Violation(prop, message, self._event, self._where))
+        self.violations.append(Violation(prop, message, self._event, self._where, self._action))
 
     def _step_down(self, rep: _Replica) -> None:
         if rep.role == "candidate":
@@ -598,6 +615,7 @@ class Monitor:
         rule = self._rules.get(type(ev))
         if rule is None:
             raise ValueError(f"{where or 'event'}: not a trace event: {ev!r}")
+        action = self._action = ACTION_OF[type(ev)]
         self.events += 1
         name = ev.replica
         rep = self.r.get(name)
@@ -618,7 +636,15 @@ class Monitor:
                                         f"has forgotten its promises and votes")
         real = ev.real
         clock = ev.clock
+        # The enabling condition is judged on the state before the step; what it finds is
+        # reported after what the rule finds (the property a bad step breaks comes first).
+        mark = len(self.violations)
+        self.steps.before(action, name, rep, ev.args, clock)
+        guards = self.violations[mark:]
+        del self.violations[mark:]
         rule(name, rep, ev.args, clock)
+        self.violations += guards
+        self.steps.after(action, name, rep, ev.args, clock)
         self.gray.after_step(name, rep, getattr(ev, "post", None), clock)
         if rep.role == "leader":
             self.leaders.add(name)
@@ -876,7 +902,8 @@ class Monitor:
             return
         c = entry[1]
         bal = rep.lead if rep.lead is not None and rep.ballot == b else self._ballot(b)
-        unproposed = [t for t in bal.rec_changes if t not in bal.prop]
+        # (A slot the leader has applied is owed no proposal: the spec's SkipApplied.)
+        unproposed = [t for t in bal.rec_changes if t not in bal.prop and t > len(rep.applied)]
         if unproposed:
             self._fail("Durability", f"{node} commits slot {s} before re-proposing the "
                                      f"configuration command it recovered at slot "

@@ -12,7 +12,9 @@ on the trace under the spec's property names.
 * ``LinkDelivery`` (the spec's ``Receivable``: a receiver takes a message only over
   a link that is up): no Phase1b, Phase2b, LeaseGrant or AnswerProbe receives a
   message from ``m.from`` while the directed link ``m.from -> receiver`` is down
-  (LinkDown .. LinkUp, traced by the link's sender).
+  (LinkDown .. LinkUp, traced by the link's sender). The link events themselves are
+  held to the spec's guards: a LinkDown of a link that is down, a LinkUp of one that is
+  up, or a link of a replica to itself is a violation named after the action.
 * ``NoNeedlessElection``: with peer confirmation on, a replica suspects only as a
   storage follower, not already suspecting, that has heard no leader holding its
   lease for LeaseDur of its own clock (it granted no request with ``held`` in that
@@ -153,19 +155,26 @@ class GrayRules:
         if src != node:
             raise ValueError(f"{where}: {what} of link {src}->{dst} on {node}'s line (the "
                              f"link's sender traces it)")
-        if dst not in self.mon.r or src == dst:
+        if dst not in self.mon.r:
             raise ValueError(f"{where}: {what} names link {src}->{dst}, not a link between "
                              f"two replicas of the run")
+        # The spec's guards (from # to; LinkDown of a link that is up, LinkUp of one that
+        # is down): a step it does not take, so a violation, and the step changes nothing.
         link = (src, dst)
-        if up:
+        if src == dst:
+            self.mon._fail(what, f"{node} takes link {src}->{dst} {'up' if up else 'down'}: "
+                                 f"a replica has no link to itself")
+        elif up:
             if link not in self.down:
-                raise ValueError(f"{where}: LinkUp of link {src}->{dst}, which is not down")
+                self.mon._fail(what, f"link {src}->{dst} comes up, but it is not down")
+                return
             self.down.discard(link)
             self.down_since.pop(link, None)
             self.ups[link] += 1
         else:
             if link in self.down:
-                raise ValueError(f"{where}: LinkDown of link {src}->{dst}, already down")
+                self.mon._fail(what, f"link {src}->{dst} goes down, but it is down already")
+                return
             self.down.add(link)
             real = getattr(self.mon._event, "real", None)
             if real is not None:

@@ -11,11 +11,11 @@ of the reference for the duration of ``mutants.active``:
 | ServeAfterRelinquish | a relinquished leader still serves |
 | RenewAfterRelinquish | a relinquished leader still renews |
 
-The spec's VouchWithoutLease (granting any lease request counts as hearing a healthy
-leader) has no reference-level bug here yet: it shows only when a leader that lost its
-lease keeps asking for one (its requests then say ``held = false``), and the
-reference's leader does not re-ask once its outstanding request expired, so no
-scenario reaches a probe answered on such a grant. Known gap (issue 10's note).
+| VouchWithoutLease | granting any lease request counts as hearing the leader |
+
+VouchWithoutLease shows on ``gray``: the deaf leader's lease lapses, and it keeps asking
+for one (``held = false``); with the bug the follower that still hears those requests
+vouches for the leader in its probe answers.
 
 Scenarios: ``gray`` cuts the leader's incoming links (it goes deaf and loses its
 lease, while its requests still reach the followers) and one follower's link from the
@@ -65,6 +65,11 @@ def _renew_after_relinquish() -> list[tuple[Any, str, Any]]:
         replica_mod.Replica, "lease_renew", "if v.relinquished:", "if False:"))]
 
 
+def _vouch_without_lease() -> list[tuple[Any, str, Any]]:
+    return [(replica_mod.Replica, "lease_grant", mutants.patched_method(
+        replica_mod.Replica, "lease_grant", "if m.held:", "if True:"))]
+
+
 GRAY_BUGS: dict[str, mutants.Bug] = mutants.register(
     mutants.Bug("NoPeerConfirm", "NoPeerConfirm",
                 "a follower elects on its suspicion alone", _no_peer_confirm),
@@ -75,16 +80,20 @@ GRAY_BUGS: dict[str, mutants.Bug] = mutants.register(
                 "a leader serves after relinquishing its lease", _serve_after_relinquish),
     mutants.Bug("RenewAfterRelinquish", "RenewAfterRelinquish",
                 "a leader renews after relinquishing its lease", _renew_after_relinquish),
+    mutants.Bug("VouchWithoutLease", "VouchWithoutLease",
+                "a grant of any lease request counts as hearing the leader",
+                _vouch_without_lease),
 )
 
 # Which scenario shows which bug.
-GRAY_SCENARIO_OF = {"NoPeerConfirm": "gray", "SkipWaitWithoutHandoff": "lease",
+GRAY_SCENARIO_OF = {"NoPeerConfirm": "gray", "VouchWithoutLease": "gray",
+                    "SkipWaitWithoutHandoff": "lease",
                     "ServeAfterRelinquish": "handoff", "RenewAfterRelinquish": "handoff"}
 
 
 def gray_config(seed: int) -> SimConfig:
     """Failure detection on, light load, short (TLC validates the interesting part)."""
-    return SimConfig(seed=seed, clients=1, duration_us=5 * SECOND, settle_us=1 * SECOND,
+    return SimConfig(seed=seed, clients=1, duration_us=6 * SECOND, settle_us=1 * SECOND,
                      peer_confirm=True, handoff=True,
                      workload=WorkloadConfig(keys=4, think_us=50_000),
                      node=NodeConfig(disk_sync_us=500))
@@ -92,7 +101,10 @@ def gray_config(seed: int) -> SimConfig:
 
 def gray_script(world: World) -> None:
     """At 1 s the leader goes deaf (the links into it fail) and one follower stops
-    hearing it; the links come back at 3.5 s."""
+    hearing it; the links come back at 5.5 s.  That is long enough for the leader's
+    lease to lapse (its requests then say ``held = false``) and for the follower's
+    second suspicion, once the first was answered while the other follower still heard
+    a leader holding its lease."""
     cut: list[tuple[str, str]] = []
 
     def deafen() -> None:
@@ -109,7 +121,7 @@ def gray_script(world: World) -> None:
         world.heal()
 
     world.sim.schedule_at(1 * SECOND, deafen)
-    world.sim.schedule_at(3_500_000, heal)
+    world.sim.schedule_at(5_500_000, heal)
 
 
 def handoff_config(seed: int) -> SimConfig:

@@ -8,32 +8,58 @@
 4. With ``tlc=True``, TLC checks that the trace is a behavior of the spec
    (conformance/trace_validation.py).
 
-Every violation names the file and line of the offending event or operation.
+Every violation names the file and line of the offending event or operation. Bad
+input is a ``TraceInputError`` (``path:line: reason``) before any layer runs: the
+traces and config (conformance/trace_loader.py), the history's lines, and a history
+that lacks writes the traces logged; a logged copy of a write whose op does not
+decode is one too, after the checkers, unless they found a violation. What a layer
+leaves unchecked (events past ``tlc_max_events``, keys the linearizability search
+could not decide) is its ``unchecked`` note, never a silent pass.
 """
 
 from __future__ import annotations
 
+import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+import orjson
+
+from conformance.errors import one_line
 from conformance.monitor import Monitor
-from conformance.trace_loader import event_to_obj, load_trace_dir, member_kinds
+from conformance.trace_loader import (
+    INT64,
+    Located,
+    TraceInputError,
+    event_to_obj,
+    load_trace_dir,
+    logged_op_problem,
+    member_kinds,
+    open_input,
+    read_lines,
+    strict_problem,
+)
 from conformance.trace_validation import (
     TimingConfig,
     TraceValidationResult,
     validate_events,
 )
+from reference.trace_events import action_of
 
 
 @dataclass(slots=True)
 class LayerResult:
     layer: str
     ok: bool
+    """No violation found (in what was checked)."""
     seconds: float
     summary: str
     problems: list[str] = field(default_factory=list)
+    unchecked: str = ""
+    """What this layer left unchecked, in one line; empty if it checked everything."""
 
 
 @dataclass(slots=True)
@@ -42,37 +68,94 @@ class ReplayResult:
 
     @property
     def ok(self) -> bool:
+        """No layer found a violation."""
         return all(r.ok for r in self.layers)
+
+    @property
+    def unchecked(self) -> list[str]:
+        """``layer: what it left unchecked``, per layer that did."""
+        return [f"{r.layer}: {r.unchecked}" for r in self.layers if r.unchecked]
 
 
 Progress = Callable[[str, int, int], None]
 
 
-def _history_lines(path: Path) -> dict[str, int]:
-    """Request id -> line of history.jsonl, to name where a violating operation is."""
-    out: dict[str, int] = {}
-    if not path.exists():
-        return out
-    import orjson
+@dataclass(slots=True)
+class HistoryIndex:
+    path: Path
+    line_of: dict[str, int]
+    """Request id -> its line, to name where an operation is."""
+    lines: int
 
-    with path.open("rb") as f:
-        for i, line in enumerate(f, start=1):
+
+def scan_history(path: Path) -> HistoryIndex:
+    """history.jsonl's lines checked as the trace loader checks trace lines (length cap,
+    JSON, duplicate keys, 64-bit integers, a unique string ``id``), streamed, before the
+    linearizability loader (which checks the fields) reads them whole."""
+    if not path.exists():
+        raise TraceInputError(f"{path}:0: missing (is {path.parent} a `dynaspec simulate` "
+                              f"output?)")
+    line_of: dict[str, int] = {}
+    ln = 0
+    with open_input(path) as f:
+        for ln, line in enumerate(read_lines(f, str(path)), start=1):
+            where = f"{path}:{ln}"
+            if not line.endswith(b"\n"):
+                raise TraceInputError(f"{where}: last line is cut short (no newline)")
             try:
-                rid = orjson.loads(line).get("id")
-            except (orjson.JSONDecodeError, AttributeError):
-                continue
-            if isinstance(rid, str):
-                out[rid] = i
-    return out
+                obj = orjson.loads(line)
+            except orjson.JSONDecodeError as exc:
+                raise TraceInputError(f"{where}: not JSON: {one_line(exc.msg)}") from None
+            problem = strict_problem(line, orjson.dumps(obj))
+            if problem is not None:
+                raise TraceInputError(f"{where}: {problem}")
+            rid = obj.get("id") if isinstance(obj, dict) else None
+            if not isinstance(rid, str):
+                raise TraceInputError(f"{where}: not a history record (no string 'id')")
+            if (first := line_of.setdefault(rid, ln)) != ln:
+                raise TraceInputError(f"{where}: request id {rid!r} again (first at line "
+                                      f"{first}; one line per operation)")
+    return HistoryIndex(path, line_of, ln)
+
+
+def check_writes_in_history(events: Sequence[Located], hist: HistoryIndex) -> None:
+    """Every write the traces log is an operation of the history (which has every
+    operation a client invoked, outcome known or not). A history without one was cut
+    short or belongs to another run: checking it would pass writes nobody checked."""
+    for loc in events:
+        if action_of(loc.event) == "ClientWrite" and loc.event.args.c.rid not in hist.line_of:
+            raise TraceInputError(
+                f"{loc.where}: write {loc.event.args.c.rid!r} is not in {hist.path} "
+                f"({hist.lines} operations: is the history cut short, or from another run?)")
+
+
+def timing_of(directory: Path, config: Mapping[str, Any]) -> TimingConfig:
+    """The run's timing from config.json, each setting a 64-bit non-negative integer."""
+    where = directory / "config.json"
+    try:
+        timing = TimingConfig.from_config_json(config)
+    except TraceInputError as exc:
+        raise TraceInputError(f"{where}:1: {re.sub(r'^config.json:? ', '', str(exc))}") \
+            from None
+    for name in ("lease_dur_us", "lease_margin_us", "max_drift_us", "renew_ahead_us"):
+        v = getattr(timing, name)
+        if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v <= INT64[1]:
+            raise TraceInputError(f"{where}:1: replica_config.{name} must be a "
+                                  f"non-negative integer, got {v!r}")
+    return timing
 
 
 def replay(directory: Path, *, tlc: bool = False, tlc_max_events: int | None = 1500,
            progress: Progress | None = None) -> ReplayResult:
-    """Run every layer over ``directory``; raises ValueError subclasses on bad input."""
+    """Run every layer over ``directory``; ``TraceInputError`` (a ``ValueError``; the
+    linearizability loader's ``HistoryFormatError`` too) on bad input."""
     events, config = load_trace_dir(directory)
-    timing = TimingConfig.from_config_json(config)
-    kinds = member_kinds(config)
+    timing = timing_of(directory, config)
+    kinds = member_kinds(config, str(directory / "config.json"))
     replicas = list(kinds)
+    hist_path = directory / "history.jsonl"
+    hist = scan_history(hist_path)
+    check_writes_in_history(events, hist)
     layers: list[LayerResult] = []
 
     # 1. monitor
@@ -80,7 +163,16 @@ def replay(directory: Path, *, tlc: bool = False, tlc_max_events: int | None = 1
     mon = Monitor(kinds, timing.lease_dur_us, timing.lease_margin_us)
     total = len(events)
     for i, loc in enumerate(events, start=1):
-        mon.step(loc.event, loc.where)
+        try:
+            mon.step(loc.event, loc.where)
+        except TraceInputError:
+            raise
+        except ValueError as exc:
+            # The monitor refuses an event it cannot fold with "<where>: reason": bad
+            # input. Any other ValueError is a bug in it (exit 3, not 2).
+            if not str(exc).startswith(f"{loc.where}: "):
+                raise
+            raise TraceInputError(one_line(str(exc))) from None
         if progress is not None and (i % 2000 == 0 or i == total):
             progress("monitor", i, total)
     layers.append(LayerResult(
@@ -92,12 +184,11 @@ def replay(directory: Path, *, tlc: bool = False, tlc_max_events: int | None = 1
     from conformance.linearizability import check_history, load_history
 
     started = time.perf_counter()
-    hist_path = directory / "history.jsonl"
     records = load_history(hist_path)
     if progress is not None:
         progress("linearizability", 0, 1)
     lin = check_history(records)
-    lines = _history_lines(hist_path) if not lin.ok else {}
+    lines = hist.line_of
     problems = []
     for v in lin.violations[:10]:
         where = ", ".join(f"{hist_path}:{lines.get(r.id, '?')}" for r in v.history[:5])
@@ -105,11 +196,23 @@ def replay(directory: Path, *, tlc: bool = False, tlc_max_events: int | None = 1
     for ev in lin.eventual_violations[:10]:
         problems.append(f"{hist_path}:{lines.get(ev.record.id, '?')}: "
                         f"EventualReadsCommitted: {ev.explanation}")
+    undecided = ""
+    if lin.unknown_keys:
+        unknown = set(lin.unknown_keys)
+        first: dict[Any, str] = {}
+        for r in records:
+            if r.key in unknown:
+                first.setdefault(r.key, r.id)
+        shown = ", ".join(f"{hist_path}:{lines.get(rid, '?')}" for rid in
+                          list(first.values())[:5])
+        undecided = (f"{len(unknown)} key(s) not decided within the search bound, their "
+                     f"operations unchecked (first operations at {shown})")
     layers.append(LayerResult(
-        "linearizability", lin.ok, time.perf_counter() - started,
+        "linearizability", not (lin.violations or lin.eventual_violations),
+        time.perf_counter() - started,
         f"{lin.operations} operations over {lin.keys_checked} keys "
         f"({len(lin.fast_path_keys)} fast path, {len(lin.search_keys)} searched, "
-        f"{len(lin.unknown_keys)} undecided)", problems))
+        f"{len(lin.unknown_keys)} undecided)", problems, undecided))
     if progress is not None:
         progress("linearizability", 1, 1)
 
@@ -121,17 +224,29 @@ def replay(directory: Path, *, tlc: bool = False, tlc_max_events: int | None = 1
                                timing.max_drift_us, lease_margin_us=timing.lease_margin_us)
     layers.append(LayerResult("z3-leases", z3res.ok, time.perf_counter() - started,
                               z3res.explanation, [] if z3res.ok else [z3res.explanation]))
+    if all(r.ok for r in layers):  # a corrupt copy with no violation: unusable input
+        bad_copy = logged_op_problem(events)
+        if bad_copy is not None:
+            raise TraceInputError(bad_copy)
 
     # 4. TLC trace validation
     if tlc:
         if progress is not None:
             progress("tlc", 0, 1)
-        subset = events if tlc_max_events is None else events[:tlc_max_events]
+        cut = tlc_max_events is not None and total > tlc_max_events
+        subset = events[:tlc_max_events] if cut else events
         res: TraceValidationResult = validate_events(subset, timing, replicas=replicas,
                                                      kinds=kinds)
         problem = [res.message] + [f"  {k} = {v}" for k, v in res.state.items()]
+        left = (f"the first {len(subset)} of {total} events checked (--tlc-max-events), "
+                f"the {total - len(subset)} from {events[len(subset)].where} on not"
+                if cut else "")
         layers.append(LayerResult("tlc", res.ok, res.seconds, res.message,
-                                  [] if res.ok else problem))
+                                  [] if res.ok else problem, left))
         if progress is not None:
             progress("tlc", 1, 1)
     return ReplayResult(layers)
+
+
+__all__ = ["HistoryIndex", "LayerResult", "ReplayResult", "check_writes_in_history", "replay",
+           "scan_history", "timing_of"]

@@ -238,6 +238,7 @@ def _index_trace(events: Iterable[Mapping[str, Any]], d: int,
 class _Election:
     event: _Ev            # BecomeLeader
     promises: list[_Ev]   # the Phase1b steps of the members of Q (other than the leader)
+    handoff: _Ev | None = None  # the LeaseRelinquish whose handoff let it skip the wait
 
 
 @dataclass(slots=True)
@@ -248,13 +249,29 @@ class _Found:
     requests: int
 
 
+def _handoff_for(relinquished: list[tuple[_Ev, int]], bl: _Ev, top_grant: int,
+                 has_real: bool) -> _Ev | None:
+    """The LeaseRelinquish (of a ballot >= every grant its voters report) whose handoff
+    lets the new leader ``bl`` skip the wait, or None.  The handoff message was sent at
+    the relinquish and arrived before the election (the trace has no receive step for
+    it): with recorded real times that is checked, otherwise it is assumed, as the
+    message is the only reason the wait may be skipped."""
+    for e, h in reversed(relinquished):
+        if h >= top_grant and (not has_real or (e.real is not None and bl.real is not None
+                                                 and e.real <= bl.real)):
+            return e
+    return None
+
+
 def _find_leases(tr: _Trace, dur: int, margin: int | None) -> _Found:
     # pass 1: grants by request, Phase1a by ballot, promises with "had granted before"
     grants: dict[tuple[str, int, int], list[_Ev]] = defaultdict(list)  # (from, start, bal)
     phase1a: dict[tuple[str, int], _Ev] = {}
-    promises: dict[tuple[str, int, str], tuple[_Ev, bool]] = {}        # (a, bal, to)
+    promises: dict[tuple[str, int, str], tuple[_Ev, int]] = {}         # (a, bal, to)
+    relinquished: dict[str, list[tuple[_Ev, int]]] = defaultdict(list)  # successor -> (ev, bal)
     for node, evs in tr.by_node.items():
-        granted = False
+        granted = 0  # the highest ballot whose lease the replica granted
+        led = -1
         for e in evs:
             m = _msg(e)
             if e.action == "LeaseGrant":
@@ -263,12 +280,16 @@ def _find_leases(tr: _Trace, dur: int, margin: int | None) -> _Found:
                 phase1a[tr.replica_of[node], int(e.args.get("b", -1))] = e
             elif e.action == "Phase1b":
                 promises[tr.replica_of[node], m.get("bal", -1), m.get("from", "")] = (e, granted)
-            granted = granted or _grants(e)
+            elif e.action == "BecomeLeader":
+                led = int(e.args.get("b", -1))
+            elif e.action == "LeaseRelinquish" and isinstance(e.args.get("s"), str):
+                relinquished[e.args["s"]].append((e, led))
+            granted = max(granted, _granted_bal(e))
     # pass 2: leaderships and their leases
     found = _Found([], [], phase1a, 0)
     for node, evs in tr.by_node.items():
         r = tr.replica_of[node]
-        granted = False
+        granted = 0
         ballot: int | None = None
         election: _Election | None = None
         wait_end: int | None = None
@@ -295,8 +316,14 @@ def _find_leases(tr: _Trace, dur: int, margin: int | None) -> _Found:
                 election = _Election(e, [p for p, _ in used])
                 found.elections.append(election)
                 # LeaseWaitNeeded.  A promise missing from the trace counts as "no grant",
-                # which can only lengthen the leases checked.
-                if margin is not None and (granted or any(g for _, g in used)):
+                # which can only lengthen the leases checked.  A handoff of a ballot at
+                # least every reported grant removes the wait, and orders the old
+                # leader's relinquish before this election.
+                top = max([granted, *(g for _, g in used)])
+                if top > 0:
+                    election.handoff = _handoff_for(relinquished.get(r, []), e, top,
+                                                    tr.has_real)
+                if margin is not None and top > 0 and election.handoff is None:
                     wait_end = e.clock + dur + margin
             elif e.action == "LeaseRenew":
                 found.requests += 1
@@ -319,15 +346,18 @@ def _find_leases(tr: _Trace, dur: int, margin: int | None) -> _Found:
                 wait_end = e.clock
                 for lease in current:
                     lease.held_from = max(lease.start, wait_end)
-            granted = granted or _grants(e)
+            granted = max(granted, _granted_bal(e))
     found.leases = [x for x in found.leases if x.held_from < x.start + dur]
     return found
 
 
-def _grants(e: _Ev) -> bool:
-    """Whether the step leaves the replica with ``granted > 0`` (durable)."""
-    return e.action == "LeaseGrant" or (
-        e.action == "Restart" and int(e.args.get("granted", 0)) > 0)
+def _granted_bal(e: _Ev) -> int:
+    """The ballot of the lease the step grants (durably recorded), or 0."""
+    if e.action == "LeaseGrant":
+        return max(1, int(_msg(e).get("bal", 1)))
+    if e.action == "Restart":
+        return int(e.args.get("granted", 0))
+    return 0
 
 
 _Key: TypeAlias = tuple[str, int]  # (node, position in the node's events)
@@ -364,6 +394,8 @@ class _LeaseSolver:
                     use(b)
         for el in found.elections:
             use(el.event)
+            if el.handoff is not None:
+                causal.append((use(el.handoff), el.event))
             for p in el.promises:
                 causal.append((use(p), el.event))
                 pm = _msg(p)
@@ -489,6 +521,8 @@ class _LeaseSolver:
             keys += [lease.renew, *lease.grants]
             if lease.election is not None:
                 keys += [lease.election.event, *lease.election.promises]
+                if lease.election.handoff is not None:
+                    keys.append(lease.election.handoff)
         s = z3.Solver()
         s.add(*cs1, *cs2)
         d = self.d
@@ -551,7 +585,13 @@ def check_trace_leases(events: Iterable[Mapping[str, Any]], lease_dur_us: int,
     (r, or a member of ``Q`` in its promise) had granted a lease before
     (``LeaseWaitNeeded``); it trusts that r kept the wait unless the trace shows r
     serving (``ClientWrite``, ``Commit``, ``StrongRead``) earlier, in which case its
-    leases count from then.  Without ``lease_margin_us`` every granted lease counts
+    leases count from then.  A handoff removes the wait: when the voters' highest
+    reported grant is of a ballot ``h`` and the new leader r is the successor named by
+    a ``LeaseRelinquish`` of h's leader, that relinquish is ordered before r's
+    ``BecomeLeader`` (the handoff message is sent at the one and received before the
+    other; with recorded real times the order is checked, without them it is assumed,
+    as the trace has no receive step for the handoff).  Without ``lease_margin_us``
+    every granted lease counts
     from its start, which is stricter: the reference asks for its first lease
     ``lease_margin_us`` after its election, before the wait is over.
 

@@ -411,6 +411,8 @@ TVRenewAhead == {timing.renew_ahead_us}
 TVPeerConfirm == {_tla(items.peer_confirm)}
 TVHandoffsOn == {_tla(items.handoffs)}
 TVMaxDownLinks == {len(items.replicas) ** 2}
+\\* The reference's new leader skips the slots at or below its checkpoint.
+TVSkipApplied == TRUE
 \\* A message read rather than received (a grant, a vote, ...) counts once sent: its
 \\* receipt is no step of the trace (see the CHOICE at Counted).
 TVCounted(m, r) == m \\notin fresh
@@ -446,6 +448,7 @@ CONSTANTS
     PeerConfirm <- TVPeerConfirm
     HandoffsOn <- TVHandoffsOn
     MaxDownLinks <- TVMaxDownLinks
+    SkipApplied <- TVSkipApplied
     Counted <- TVCounted
 """
     return tla, cfg

@@ -52,10 +52,12 @@ replaces it. Corrupt data is never applied or served.
 from __future__ import annotations
 
 import random
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
+
+import msgspec
 
 from reference.clocks import LocalClock
 from reference.codec import (
@@ -219,6 +221,10 @@ class ReplicaNode:
         self._peers = [m for m in sorted(self.members) if m != name]
         self._reply_to: dict[str, str] = {}
         self._pending_syncs = 0
+        self._queued: deque[tuple[list[Recorded], int, int]] = deque()
+        """The traced steps waiting for their WAL sync, in order: (events, clock, real)."""
+        self._last_post: PostState | None = None
+        """The post-state of the last traced step."""
         self._persisted_ballot = 0
         self._persisted_granted = 0
         self._persisted_applied = 0
@@ -300,6 +306,7 @@ class ReplicaNode:
         clock, real = self.now(), self.sim.now
         if wrote or self._pending_syncs:
             self._pending_syncs += 1
+            self._queued.append((events, clock, real))
             # The sync covers this step's records only: a later step's, written in the
             # meantime, must not become durable before its own sync.
             self.sim.schedule(self.nc.disk_sync_us, self._synced, self.epoch, events, outputs,
@@ -343,10 +350,15 @@ class ReplicaNode:
         if epoch != self.epoch:
             return  # crashed before the sync completed: the step never happened
         self._pending_syncs -= 1
+        self._queued.popleft()
         self.wal.sync(upto)
+        installed = False
         while self._btree_pending and self._btree_pending[0][0] <= upto:
             self.btree = self._btree_pending.pop(0)[1]
+            installed = True
         self._complete(events, outputs, clock, real)
+        if installed and self.replica.kind() != "storage":
+            self._send_progress(urgent=True)  # the snapshot is durable: report it now
         self._maybe_checkpoint()
 
     def _complete(self, events: list[Recorded], outputs: list[Effect],
@@ -372,6 +384,8 @@ class ReplicaNode:
     def _count_and_emit(self, events: list[Recorded], clock: int, real: int) -> None:
         trace = self.trace
         counts = self.action_counts
+        if events:
+            self._last_post = events[-1].post
         for ev in events:
             counts[ev.action] += 1
             if ev.action == "Commit" and self.control is not None:
@@ -385,6 +399,21 @@ class ReplicaNode:
         else:
             for ev in events:
                 trace.emit(clock, real, ev.action, ev.args, ev.post)
+
+    def _salvage_link_events(self) -> None:
+        """Trace the link failures and repairs queued behind WAL syncs that a crash or
+        kill now loses: they are the environment's, and happened whatever became of
+        the node's own steps.  The post-state is the last traced one (the lost steps
+        never happened), without a lease (it may have run out since)."""
+        post = self._last_post
+        if post is not None:
+            post = msgspec.structs.replace(post, lease=False)
+        for events, clock, real in self._queued:
+            links = [Recorded(ev.action, ev.args, post) for ev in events  # type: ignore[arg-type]
+                     if ev.action in ("LinkDown", "LinkUp")]
+            if links:
+                self._count_and_emit(links, clock, real)
+        self._queued.clear()
 
     def _env(self, action: str, post: PostState | None, **args: Any) -> None:
         self.trace.emit(self.now(), self.sim.now, action, args, post)
@@ -432,9 +461,11 @@ class ReplicaNode:
         if owner is not None and owner != self.name:
             report = ProgressMsg(r.ballot, self.name, owner, have(r), applied, urgent, r.base)
             self.net.send(self.name, owner, encode(report))
-        if r.has_btree and r.kind() != "storage":
-            # A snapshot installed for joining or promotion: tell whoever leads (or, not
-            # knowing yet, everyone).
+        if r.has_btree and r.kind() != "storage" and self.btree is not None \
+                and not self._btree_pending:
+            # A snapshot installed for joining or promotion, once durable (its sync done:
+            # a crash before it loses the B-tree, and a storage member without one breaks
+            # LogReplicaNeverServes): tell whoever leads (or, not knowing yet, everyone).
             snap = encode(SnapshotReportMsg(self.name, r.applied))
             if owner is not None and owner != self.name:
                 self.net.send(self.name, owner, snap)
@@ -704,8 +735,8 @@ class ReplicaNode:
             return
         r = self.replica
         # Traced like any step, behind this node's pending WAL syncs, so that its trace
-        # stays in clock order (the monitor judges receipts over a link by real time).
-        # Known gap: a restart while such a sync is pending loses the event.
+        # stays in clock order (the monitor judges receipts over a link by real time);
+        # a crash before they complete still traces it (_salvage_link_events).
         self._step(r.link_up(to) if up else r.link_down(to))
 
     def _observe_serving(self) -> None:
@@ -752,6 +783,7 @@ class ReplicaNode:
         """Stop the process: volatile state, pending steps and unsynced WAL bytes are lost."""
         if self.state != "up":
             return
+        self._salvage_link_events()
         self.replica.crash()
         self.pump = Pump(self.replica)  # held 2a messages are volatile
         # The Crash step happens now; steps still waiting for their sync are lost with it.
@@ -780,6 +812,7 @@ class ReplicaNode:
         never reused: a replacement joins as a new incarnation)."""
         if self.state == "killed":
             return
+        self._salvage_link_events()
         self._env("Kill", None)
         self.epoch += 1
         self.state = "killed"

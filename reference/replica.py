@@ -250,6 +250,9 @@ class _Volatile:
     """Candidate/leader: the ballot whose leader handed off to it (0: a plain election)."""
     lease_held: dict[int, bool] = field(default_factory=dict)
     """Leader: lease request start -> its ``held`` flag (a resend repeats it)."""
+    renew_retry_at: int = -1
+    """Leader: the local time of the timer set to ask again once the requests that
+    block a new one have expired (-1: none)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -988,8 +991,15 @@ class Replica:
             return []
         dur = self.config.lease_dur_us
         # One request outstanding at a time: none may outlast the lease already held.
-        if any(t + dur - now_us > left for t in v.lease_grants):
-            return []
+        blocking = [t + dur for t in v.lease_grants if t + dur - now_us > left]
+        if blocking:
+            # Ask again once they have expired: a leader that hears nobody (a gray
+            # failure) must keep asking, with held false once its lease has lapsed.
+            at = max(blocking)
+            if at == v.renew_retry_at:
+                return []
+            v.renew_retry_at = at
+            return [SetTimer("lease_renew", at)]
         # Expired requests can never count again (the spec drops them on Tick).
         v.lease_grants = {t: g for t, g in v.lease_grants.items() if t + dur > now_us}
         v.lease_grants[now_us] = {self.node_id}
@@ -1101,11 +1111,13 @@ class Replica:
     @spec_action
     def answer_probe(self, m: ProbeMsg, now_us: int) -> list[Effect]:
         """Member a tells m.from whether it hears a leader holding its lease (spec Hears:
-        a leader holding its lease vouches for itself)."""
+        a leader holding its lease vouches for itself, unless it relinquished it: the
+        spec's HoldsLease is false then, and a leader that handed off to a successor
+        that never took over must not keep the others from electing)."""
         self.now_us = now_us
         if m.src == self.node_id or not self.is_member():
             return []
-        hears = self._v.detect.hears(now_us) or self.holds_lease(now_us)
+        hears = self._v.detect.hears(now_us) or self.can_serve(now_us)
         self._record("AnswerProbe", a=self.node_id, m=m, hears=hears)
         return [Send(m.src, ProbeAckMsg(self.node_id, m.src, hears, m.n))]
 

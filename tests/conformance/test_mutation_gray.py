@@ -14,7 +14,8 @@ from conformance.mutation_matrix import GRAY_BUGS, SCENARIO_LAYERS, run_scenario
 
 def test_gray_bugs_are_registered_and_patch_existing_seams() -> None:
     assert set(GRAY_BUGS) == {"NoPeerConfirm", "SkipWaitWithoutHandoff",
-                              "ServeAfterRelinquish", "RenewAfterRelinquish"}
+                              "ServeAfterRelinquish", "RenewAfterRelinquish",
+                              "VouchWithoutLease"}
     for name, bug in GRAY_BUGS.items():
         assert mutants.BUGS[name] is bug
         assert scenario_of(name) in ("gray", "handoff", "lease")
@@ -32,6 +33,7 @@ def test_the_correct_implementation_passes_the_scenario(scenario: str) -> None:
 
 @pytest.mark.parametrize(("bug", "prop"), [
     ("NoPeerConfirm", "NoNeedlessElection"),
+    ("VouchWithoutLease", "EventuallyConnectedLease"),
     ("ServeAfterRelinquish", "LeaseExclusivity"),
     ("RenewAfterRelinquish", "LeaseExclusivity"),
     ("SkipWaitWithoutHandoff", "LeaseExclusivity"),

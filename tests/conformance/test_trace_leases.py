@@ -177,6 +177,51 @@ def test_wait_not_needed_when_no_voter_granted() -> None:
     assert r1[0].ended_by == "Phase1b"
 
 
+def handoff_trace(successor: str = "r3", relinquish_real: int = 50_000,
+                  renew_after_election: int = 100) -> TraceBuilder:
+    """r1 leads ballot 1 with a lease granted by r2 and hands off to ``successor`` at
+    ``relinquish_real``; r3 is elected by r2 right after and renews at once."""
+    t = TraceBuilder()
+    t.elect("r1", 1, ["r2"], 0)
+    t.lease("r1", 1, 10_000, ["r2"])
+    t.add("r1", relinquish_real, "LeaseRelinquish", {"r": "r1", "s": successor})
+    t.elect("r3", 3, ["r2"], 50_200)
+    t.lease("r3", 3, 50_500 + renew_after_election, ["r2"])
+    return t
+
+
+def test_handoff_orders_the_relinquish_before_the_successors_election() -> None:
+    # r1's lease ends at its relinquish, 600 us on the clock before r3's lease starts:
+    # within 2 * max_drift, so the clocks alone cannot order them; the handoff does.
+    ok = check_trace_leases(handoff_trace().events, D, 2_000, lease_margin_us=5_000)
+    assert ok.ok and ok.pairs_checked == 1, ok.explanation
+    r3 = [x for x in ok.leases if x.replica == "r3"]
+    assert r3 and r3[0].held_from == r3[0].start  # the handoff removed the wait
+    r1 = [x for x in ok.leases if x.replica == "r1"]
+    assert r1[0].ended_by == "LeaseRelinquish"
+    # without recorded real times the handoff's order is assumed (no receive step)
+    no_real = [{k: v for k, v in e.items() if k != "real"} for e in handoff_trace().events]
+    assert check_trace_leases(no_real, D, 2_000, lease_margin_us=5_000).ok
+
+
+@pytest.mark.parametrize("case", ["other successor", "relinquished after the election",
+                                  "no relinquish"])
+def test_wait_skipped_without_a_handoff_is_flagged(case: str) -> None:
+    if case == "other successor":
+        t = handoff_trace(successor="r2")
+    elif case == "relinquished after the election":
+        t = handoff_trace(relinquish_real=50_450)
+    else:
+        t = handoff_trace()
+        t.events = [e for e in t.events if e["action"] != "LeaseRelinquish"]
+    # r3 serves at once, so its leases count from there: it did not keep the wait
+    renew = next(x for x in t.events if x["action"] == "LeaseRenew" and x["node"] == "r3")
+    t.add("r3", renew["real"] + 10, "StrongRead", {"r": "r3", "k": {"p": {"S": "k1"}}})
+    res = check_trace_leases(t.events, D, 2_000, lease_margin_us=5_000)
+    assert not res.ok, res.explanation
+    recheck_witness(res, t.events, 2_000)
+
+
 def test_trace_contradicting_the_drift_bound_is_refused() -> None:
     t = TraceBuilder()
     t.elect("r1", 1, ["r2"], 0)

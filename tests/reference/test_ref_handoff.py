@@ -267,3 +267,38 @@ def test_a_lease_request_that_may_have_expired_on_its_leaders_clock_is_refused()
     assert late.lease_grant(LeaseMsg(1, 0, "a", held=True), last + 1) == []
     assert late.events == [] and late.ballot == 0 and late.granted == 0
     assert not late.detector.hears(last + 1)
+
+
+def test_a_leader_that_hears_nobody_keeps_asking_without_held() -> None:
+    """Its renewal goes unanswered (a deaf leader): it asks again once that request has
+    expired, saying held = false, since its lease has lapsed by then; the followers that
+    still hear its requests must not take them for a healthy leader's."""
+    from reference.replica import SetTimer
+
+    r = leader()
+    renew_at = DUR - CFG.renew_ahead_us
+    sent = r.lease_renew(renew_at)  # nobody answers this one
+    held = [e.msg.held for e in sent if isinstance(e, Broadcast)]
+    assert held == [True]
+    # blocked until it expires: one timer for then, not one per pump
+    assert r.lease_renew(renew_at + 1) == [SetTimer("lease_renew", renew_at + DUR)]
+    assert r.lease_renew(renew_at + 2) == []
+    assert not r.can_serve(DUR)  # the lease has lapsed
+    again = r.lease_renew(renew_at + DUR)
+    assert [e.msg.held for e in again if isinstance(e, Broadcast)] == [False]
+    b = rep("b")
+    b.lease_grant(LeaseMsg(1, renew_at + DUR, "a", held=False), renew_at + DUR)
+    assert not b.detector.hears(renew_at + DUR)  # a grant, but no healthy leader heard
+
+
+def test_a_relinquished_leader_does_not_vouch_for_itself() -> None:
+    """Spec Hears: a leader holding its lease vouches for itself, but HoldsLease is false
+    once it relinquished; had it vouched, a handoff to a successor that never took over
+    (crashed, cut off) would keep everyone else from electing (the Hypothesis machine's
+    deep profile found it: deploy restarts while a replica was down)."""
+    r = leader()
+    assert r.answer_probe(ProbeMsg("b", 1), 1)[0].msg.hears is True  # type: ignore[union-attr]
+    r.lease_relinquish("c", 1)
+    assert r.holds_lease(2)
+    assert r.answer_probe(ProbeMsg("b", 2), 2)[0].msg.hears is False  # type: ignore[union-attr]
+    assert r.events[-1].action == "AnswerProbe" and r.events[-1].args["hears"] is False

@@ -69,6 +69,27 @@ def test_crash_before_the_wal_sync_loses_the_whole_step() -> None:
     assert top + 1 not in node.replica.log  # nor did it reach the WAL
 
 
+def test_a_link_failure_queued_behind_a_sync_survives_a_crash() -> None:
+    """A link event is traced behind the node's pending WAL syncs (clock order); a crash
+    loses those steps, but not the link failure, which is the environment's."""
+    w, sinks = world()
+    name = w.leader()
+    assert name is not None
+    node = w.nodes[name]
+    before = events(sinks[name])[-1]
+    node._on_request("c9", write_request("w1"), node.now())  # its sync is pending
+    other = next(n for n in w.nodes if n != name)
+    w.fail_link(name, other)
+    assert not any(e["action"] == "LinkDown" for e in events(sinks[name]))  # still queued
+    w.crash(name)
+    tail = [(e["action"], e["args"], e.get("post")) for e in events(sinks[name])][-2:]
+    assert tail == [("LinkDown", {"from": name, "to": other}, {**before["post"], "lease": False}),
+                    ("Crash", {"r": name}, tail[1][2])]
+    assert not any(e["action"] == "ClientWrite" for e in events(sinks[name]))
+    clocks = [e["clock"] for e in events(sinks[name])]
+    assert clocks == sorted(clocks)
+
+
 def test_crash_after_the_sync_keeps_the_step() -> None:
     w, sinks = world()
     name = w.leader()

@@ -499,7 +499,10 @@ def test_lease_renew_disabled() -> None:
     assert unchanged(r, r.lease_renew(DUR - AHEAD - 1), before)  # not due yet
     assert r.lease_renew(DUR - AHEAD)
     before = snapshot(r)
-    assert unchanged(r, r.lease_renew(DUR - AHEAD + 1), before)  # one outstanding
+    # one outstanding: no step, only a timer for when it expires (once)
+    assert r.lease_renew(DUR - AHEAD + 1) == [SetTimer("lease_renew", 2 * DUR - AHEAD)]
+    assert snapshot(r) == before
+    assert unchanged(r, r.lease_renew(DUR - AHEAD + 2), before)
     assert r.lease_renew(2 * DUR)  # the outstanding one expired
     waiting = candidate("a", 1)
     waiting.receive_promise(promise(1, "b", granted=1))

@@ -1,0 +1,74 @@
+"""Failing examples the Hypothesis machine found (conformance/stateful.py), replayed as
+fixed rule sequences: the CI profile draws new examples each run, so a bug it found once
+is pinned here."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+import conformance.stateful as stateful
+from conformance.stateful import ReplicationMachine
+
+
+class Draws:
+    """Stands in for Hypothesis's ``data`` object: hands out the recorded draws."""
+
+    def __init__(self, *values: Any) -> None:
+        self.values = list(values)
+
+    def draw(self, strategy: Any, label: str | None = None) -> Any:
+        return self.values.pop(0)
+
+
+@pytest.fixture
+def machine(monkeypatch: pytest.MonkeyPatch) -> ReplicationMachine:
+    # event() and target() report to Hypothesis, which is not running here.
+    monkeypatch.setattr(stateful, "hypothesis_event", lambda name: None)
+    monkeypatch.setattr(stateful, "target", lambda *a, **k: None)
+    return ReplicationMachine()
+
+
+def check(m: ReplicationMachine) -> None:
+    m.monitor_finds_nothing()
+    m.one_lease_at_a_time()
+
+
+def test_a_snapshot_is_reported_only_once_durable(machine: ReplicationMachine) -> None:
+    """A joining replica told the leader it had a B-tree as soon as the copy arrived,
+    before the B-tree's sync: the leader added it as a storage replica, and a crash then
+    would leave a storage member without a B-tree (LogReplicaNeverServes in AddMember)."""
+    m = machine
+    m.setup(seed=0, swarm=[False] * 6, drift=2000, election_ms=200, membership=True,
+            peer_confirm=False, handoff=False)
+    check(m)
+    m.get(c=0, consistent=False, k="a")
+    check(m)
+    for draws in (("remove", "r2"), ("add storage",), ("kill", "r1"), ("kill", "r4"),
+                  ("add log",)):
+        m.membership_change(Draws(*draws))  # type: ignore[arg-type]
+        check(m)
+    m.teardown()
+
+
+def test_a_relinquished_leader_lets_the_others_elect(machine: ReplicationMachine) -> None:
+    """The leader handed off to a replica that was down, then answered probes that it
+    heard a leader (itself) though it had relinquished its lease: nobody could elect."""
+    m = machine
+    m.setup(seed=0, swarm=[False, False, False, False, True, True], drift=2000,
+            election_ms=200, membership=True, peer_confirm=True, handoff=True)
+    check(m)
+    for _ in range(4):
+        m.advance(300)
+        check(m)
+    m.deploy_restart(Draws("r1"))  # type: ignore[arg-type]
+    check(m)
+    m.advance(100_000)
+    check(m)
+    m.fault(Draws("corrupt", "r1", 0))  # type: ignore[arg-type]
+    check(m)
+    for name in ("r3", "r2"):
+        m.deploy_restart(Draws(name))  # type: ignore[arg-type]
+        check(m)
+    m.teardown()
