@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from test_monitor_membership import first_quorum  # one helper for both test files
 
 from conformance.monitor import Monitor
 from conformance.trace_loader import event_from_obj
@@ -24,16 +25,6 @@ KEY = {"p": {"S": "k"}}
 def names(n: int) -> list[str]:
     return [f"r{i}" for i in range(1, n + 1)]
 
-def first_quorum(mon: Monitor, r: str, voters: list[str]) -> list[str]:
-    """r and the first voters that make a quorum of r's view: the minimal quorum the
-    spec's BecomeLeader takes (a reference candidate leads on the first promises)."""
-    members = mon.view_members(r)
-    q = [r]
-    for v in voters:
-        if 2 * len(members.intersection(q)) > len(members):
-            break
-        q.append(v)
-    return sorted(q)
 
 
 class Run:
