@@ -22,6 +22,12 @@ import msgspec
 from reference.actions import MESSAGES, TRACED, Action, ParamType
 
 FORMAT_VERSION = 3
+PRODUCTION_VERSION = 4
+"""The production profile (traces/FORMAT.md, "Production profile"): what a real
+fleet's storage nodes would log. No simulator-only ``real`` time; every line carries
+the node's clock and its error bound ``err`` (true time is within ``clock +- err``),
+the replication ``group`` it belongs to, and a ``seq`` that counts the node's lines
+(every group it hosts) across rotated segments."""
 
 Role = Literal["follower", "candidate", "leader"]
 NonNeg = Annotated[int, msgspec.Meta(ge=0)]
@@ -105,20 +111,22 @@ def _args_struct(a: Action) -> type[msgspec.Struct]:
                              module=__name__)
 
 
-def _event_struct(a: Action, args: type[msgspec.Struct]) -> type[msgspec.Struct]:
-    fields: list[tuple[str, Any] | tuple[str, Any, Any]] = [
-        ("v", Literal[FORMAT_VERSION]),
-        ("node", Annotated[str, msgspec.Meta(min_length=1)]),
-        ("replica", Annotated[str, msgspec.Meta(min_length=1)]),
-        ("seq", Positive),
-        ("clock", int),
-        ("real", Union[NonNeg, None], None),  # noqa: UP007
-        ("kind", Literal[a.kind]),
-        ("args", args),
-    ]
+def _event_struct(a: Action, args: type[msgspec.Struct],
+                  production: bool = False) -> type[msgspec.Struct]:
+    name = Annotated[str, msgspec.Meta(min_length=1)]
+    fields: list[tuple[str, Any] | tuple[str, Any, Any]]
+    if production:
+        fields = [("v", Literal[PRODUCTION_VERSION]), ("group", name), ("node", name),
+                  ("replica", name), ("seq", Positive), ("clock", int), ("err", NonNeg)]
+    else:
+        fields = [("v", Literal[FORMAT_VERSION]), ("node", name), ("replica", name),
+                  ("seq", Positive), ("clock", int),
+                  ("real", Union[NonNeg, None], None)]  # noqa: UP007
+    fields += [("kind", Literal[a.kind]), ("args", args)]
     if a.post:
         fields.append(("post", PostState))
-    return msgspec.defstruct(f"{a.name}Event", fields, tag_field="action", tag=a.name,
+    prefix = "Prod" if production else ""
+    return msgspec.defstruct(f"{prefix}{a.name}Event", fields, tag_field="action", tag=a.name,
                              kw_only=True, frozen=True, forbid_unknown_fields=True,
                              module=__name__)
 
@@ -132,7 +140,13 @@ for _a in TRACED:
 TraceEvent: Any = Union[tuple(EVENT_TYPES.values())]  # noqa: UP007
 """Any one trace line (a tagged union on ``action``)."""
 
+PROD_EVENT_TYPES: dict[str, type[msgspec.Struct]] = {
+    _a.name: _event_struct(_a, ARGS_TYPES[_a.name], production=True) for _a in TRACED}
+ProdTraceEvent: Any = Union[tuple(PROD_EVENT_TYPES.values())]  # noqa: UP007
+"""Any one line of the production profile (format version 4)."""
+
 ACTION_OF: dict[type, str] = {t: name for name, t in EVENT_TYPES.items()}
+ACTION_OF.update({t: name for name, t in PROD_EVENT_TYPES.items()})
 """Event struct type -> its action name (the union's tag)."""
 
 
@@ -197,9 +211,12 @@ __all__ = [
     "EVENT_TYPES",
     "FORMAT_VERSION",
     "MESSAGE_TYPES",
+    "PRODUCTION_VERSION",
+    "PROD_EVENT_TYPES",
     "Change",
     "Cmd",
     "PostState",
+    "ProdTraceEvent",
     "TraceEvent",
     "action_of",
     "json_schema",

@@ -62,6 +62,11 @@ RecoverLowest(r, b, Q) ==
                         \A l \in rep : l[s].bal > 0 => e.bal <= l[s].bal
     IN [s \in 1..top |-> IF \E l \in rep : l[s].bal > 0 THEN worst(s).cmd ELSE NoOp]
 
+\* SkipOneMore (with SkipApplied on): the checkpoint point off by one, so a
+\* replica also skips the first slot it has not applied.  A new leader then
+\* owes that slot nothing and may serve a read that misses it.
+SkipOneMore(r) == Len(applied[r]) + 1
+
 (***************************************************************************)
 (* Three ballots without crashes: competing leaders are deposed by higher *)
 (* ballots rather than by crashing, which keeps a three-ballot search      *)
