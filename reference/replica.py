@@ -1002,9 +1002,11 @@ class Replica:
             return [SetTimer("lease_renew", at)]
         # Expired requests can never count again (the spec drops them on Tick).
         v.lease_grants = {t: g for t, g in v.lease_grants.items() if t + dur > now_us}
-        v.lease_grants[now_us] = {self.node_id}
-        # The spec's held: HoldsLease (its wait is over) and not relinquished.
+        # The spec's held: HoldsLease (its wait is over) and not relinquished, as it
+        # asks: judged before its own grant of this request, which alone is a quorum
+        # of a one-member group (the deep run found a lone leader vouching for itself).
         held = self.config.peer_confirm and self.can_serve(now_us)
+        v.lease_grants[now_us] = {self.node_id}
         v.lease_held = {t: h for t, h in v.lease_held.items() if t in v.lease_grants}
         v.lease_held[now_us] = held
         self._record("LeaseRenew", r=self.node_id, start=now_us)

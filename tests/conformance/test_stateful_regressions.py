@@ -72,3 +72,37 @@ def test_a_relinquished_leader_lets_the_others_elect(machine: ReplicationMachine
         m.deploy_restart(Draws(name))  # type: ignore[arg-type]
         check(m)
     m.teardown()
+
+
+def test_a_lone_leader_does_not_vouch_for_itself(machine: ReplicationMachine) -> None:
+    """Removals left r1 the only member; re-elected after a restart, it asked for its first
+    lease with ``held`` true: its own grant of that very request, a quorum of one, was
+    counted before it asked. The spec's held is HoldsLease as it asks, so the storage
+    replica added next vouched for a leader without a lease (EventuallyConnectedLease)."""
+    m = machine
+    m.setup(seed=298965, election_ms=200, swarm=[True, True, False, False, True, True],
+            membership=True, peer_confirm=True, handoff=False, drift=2000)
+    check(m)
+    for op in ("cput", "advance", "cput", "advance", "advance"):
+        if op == "cput":
+            m.conditional_update(c=0, k="a", v=0)
+        else:
+            m.advance(us=300)
+        check(m)
+    for who in ("r2", "r3"):
+        m.membership_change(Draws("remove", who))  # type: ignore[arg-type]
+        check(m)
+    m.advance(us=5000)
+    check(m)
+    m.deploy_restart(Draws("r1"))  # type: ignore[arg-type]
+    check(m)
+    m.advance(us=400000)
+    check(m)
+    m.get(c=0, consistent=True, k="c")
+    check(m)
+    m.deploy_restart(Draws("r2"))  # type: ignore[arg-type]
+    check(m)
+    for draws in (("replace",), ("remove",), ("add storage",)):
+        m.membership_change(Draws(*draws))  # type: ignore[arg-type]
+        check(m)
+    m.teardown()
