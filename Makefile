@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv check-models check-models-ci check-models-extended simulate samples plots gray-deploy-table bench mutation-matrix deep test lint typecheck pytest clean
+.PHONY: venv check-models check-models-ci check-models-extended simulate samples plots gray-deploy-table bench bench-replay mutation-matrix deep test lint typecheck pytest clean
 
 venv: $(STAMP)
 
@@ -63,6 +63,10 @@ gray-deploy-table: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_simulate.py
 
+# Fleet replay: events/s of parse alone and parse + monitor, peak RSS (a figure to read).
+bench-replay: $(STAMP)
+	$(BIN)/python benchmarks/bench_replay.py
+
 # Which checking layer catches which seeded bug (build/mutation-matrix.json); about 4
 # minutes. Fails if a seeded bug is caught by fewer than two layers, or the correct
 # implementation by any.
@@ -88,7 +92,7 @@ pytest: $(STAMP)
 	$(BIN)/pytest
 
 # check-models-ci, pytest and the mutation matrix run side by side: none of them keeps
-# both cores busy on its own (the ci set's longest model, LeaseDrift, holds one core for
+# both cores busy on its own (the ci set's longest models hold one core for
 # minutes), so three at once finish sooner than two and then one (about 15 minutes in
 # sequence, 11 side by side on this 2-core machine).  --output-sync keeps each one's
 # output together.

@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from conformance.check_models import check_models
+from conformance.cli_fleet import fleet
 from conformance.errors import EXIT_INPUT, EXIT_INTERNAL, InputError, one_line
 from conformance.manifest import ManifestError, load_manifest
 from conformance.tlc_runner import ToolchainError
@@ -259,14 +260,30 @@ def simulate_cmd(seed: int, out: Path, replicas: int, duration: int, faults: str
               help="Accept a check that left part of the input unchecked (events past "
                    "--tlc-max-events, keys the linearizability search could not decide): "
                    "still reported, but exit 0 instead of 2.")
+@click.option("--workers", type=click.IntRange(1), default=None,
+              show_default="the number of cores",
+              help="Fleet directory: Dask worker processes of a local cluster; 1 runs "
+                   "in this process, without Dask (for debugging).")
+@click.option("--scheduler", metavar="ADDRESS", default=None,
+              help="Fleet directory: use the Dask cluster at ADDRESS; its workers must "
+                   "read the fleet directory at the same path.")
+@click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path),
+              default=Path("build/replay-report.json"), show_default=True,
+              help="Fleet directory: where the per-group verdicts are written.")
 @click.pass_context
 def replay_cmd(ctx: click.Context, directory: Path, tlc: bool, tlc_max_events: int,
-               partial_ok: bool) -> None:
-    """Check a `dynaspec simulate` output: monitor, linearizability, Z3 leases [, TLC].
+               partial_ok: bool, workers: int | None, scheduler: str | None,
+               report_path: Path) -> None:
+    """Check a `dynaspec simulate` output: monitor, linearizability, Z3 leases [, TLC];
+    or every group of a fleet directory (fleet.json, format 4).
 
     Reads DIRECTORY/config.json, history.jsonl and one trace-<node>.jsonl (or
     .jsonl.gz) per node the config lists. Bad input (traces/FORMAT.md, "Bad input and
-    exit codes") is one line `path:line: reason` and exit 2, before any check runs."""
+    exit codes") is one line `path:line: reason` and exit 2, before any check runs.
+    A fleet directory's groups are checked on Dask (--workers, --scheduler), each
+    group's verdict written to --report; a group with bad input is reported as
+    such (exit 2) while the others are still checked."""
+    from conformance.fleet_input import is_fleet_dir
     from conformance.linearizability import HistoryFormatError
     from conformance.replay import replay
 
@@ -276,6 +293,13 @@ def replay_cmd(ctx: click.Context, directory: Path, tlc: bool, tlc_max_events: i
     console = Console(stderr=True)
     if not directory.is_dir():
         _fail(f"{directory}:0: no such directory")
+    if is_fleet_dir(directory):
+        if tlc:
+            raise click.UsageError("--tlc checks a single simulated group, not a fleet")
+        _replay_fleet(directory, workers, scheduler, report_path, partial_ok, console)
+    if workers is not None or scheduler is not None:
+        raise click.UsageError("--workers and --scheduler are for a fleet directory "
+                               "(fleet.json)")
     try:
         with Progress(TextColumn("{task.description:<16}"), BarColumn(),
                       TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
@@ -309,6 +333,43 @@ def replay_cmd(ctx: click.Context, directory: Path, tlc: bool, tlc_max_events: i
                   f"accept a partial check")
         click.echo(f"note: a partial check, accepted by --partial-ok ({left})")
     sys.exit(0)
+
+
+def _replay_fleet(directory: Path, workers: int | None, scheduler: str | None,
+                  report_path: Path, partial_ok: bool, console: Console) -> NoReturn:
+    """The fleet path of ``replay``: check, write the report, print the summary, exit."""
+    from conformance.fleet_replay import replay_fleet
+    from conformance.fleet_report import exit_code, render, report_json, write_report
+
+    try:
+        with Progress(TextColumn("checking groups"), BarColumn(),
+                      TextColumn("{task.description}"), TimeElapsedColumn(),
+                      console=console, transient=True,
+                      disable=not console.is_terminal) as bar:
+            task = bar.add_task("", total=None)
+
+            def tick(groups: int, events: int, total: int) -> None:
+                bar.update(task, description=f"{groups} groups done, {events:,} events")
+
+            result = replay_fleet(directory, workers=workers, scheduler=scheduler,
+                                  progress=tick)
+    except InputError as exc:
+        _fail(str(exc))
+    except OSError as exc:
+        _fail(f"{exc.filename or directory}:0: {exc.strerror or exc}")
+    report = report_json(result)
+    write_report(report_path, report)
+    render(report, Console(width=None if sys.stdout.isatty() else 150), click.echo)
+    click.echo(f"wrote {report_path}")
+    code = exit_code(result, partial_ok)
+    if code == EXIT_INPUT:
+        bad = [v for v in result.verdicts if v.verdict == "input-error"]
+        if bad:
+            _fail(f"{len(bad)} group(s) with unusable input, the first {bad[0].group}: "
+                  f"{bad[0].input_error}")
+        _fail("only part of the input was checked (see the report's unchecked notes); "
+              "pass --partial-ok to accept a partial check")
+    sys.exit(code)
 
 
 @main.command("mutation-matrix", epilog=EXIT_CODES_HELP)
@@ -345,3 +406,6 @@ def mutation_matrix_cmd(bugs: tuple[str, ...], layers: tuple[str, ...], seeds: i
         click.echo(f"error: {p}", err=True)
     click.echo(f"wrote {out} ({len(rows)} rows)")
     sys.exit(1 if problems else 0)
+
+
+main.add_command(fleet)

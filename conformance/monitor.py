@@ -112,7 +112,7 @@ from conformance.monitor_gray import GrayRules
 from conformance.monitor_steps import StepRules
 from reference.actions import TRACED
 from reference.trace import log_digest
-from reference.trace_events import ACTION_OF, EVENT_TYPES, Change, Cmd
+from reference.trace_events import ACTION_OF, EVENT_TYPES, PROD_EVENT_TYPES, Change, Cmd
 
 CmdId = str | None  # a command's request id; None is NoOp
 Rule = Callable[[str, "_Replica", Any, int], None]
@@ -304,6 +304,12 @@ class Monitor:
         self.chosen_change_slots: list[int] = []
         self.leaders: set[str] = set()
         self.violations: list[Violation] = []
+        self.warnings: list[Violation] = []
+        """What may be a violation but is not certain under the clocks' error bounds
+        (format 4 only: conformance/fleet_check.py); never an exit 1."""
+        self.bounds: tuple[int, int] | None = None
+        """Format 4: the current step's true-time interval [clock - err, clock + err]
+        (tightened along its node's file); None for a simulated trace with ``real``."""
         self.events = 0
         self._reported: set[tuple[Any, ...]] = set()
         self._where = ""
@@ -320,6 +326,7 @@ class Monitor:
             if rule is None:
                 raise TypeError(f"the monitor has no rule for {a.name}")
             self._rules[EVENT_TYPES[a.name]] = rule
+            self._rules[PROD_EVENT_TYPES[a.name]] = rule  # format 4: no `real`, an `err`
 
     # --- configuration ---------------------------------------------------------------
 
@@ -393,6 +400,9 @@ class Monitor:
 
     def _fail(self, prop: str, message: str) -> None:
         self.violations.append(Violation(prop, message, self._event, self._where, self._action))
+
+    def _warn(self, prop: str, message: str) -> None:
+        self.warnings.append(Violation(prop, message, self._event, self._where, self._action))
 
     def _step_down(self, rep: _Replica) -> None:
         if rep.role == "candidate":
@@ -608,9 +618,14 @@ class Monitor:
 
     # --- the step ----------------------------------------------------------------------
 
-    def step(self, ev: Any, where: str = "") -> list[Violation]:
-        """Fold one typed event in and check the properties; returns the new violations."""
-        self._where, self._event = where, ev
+    def step(self, ev: Any, where: str = "", *,
+             bounds: tuple[int, int] | None = None) -> list[Violation]:
+        """Fold one typed event in and check the properties; returns the new violations.
+
+        ``bounds``: a format-4 event's true-time interval (it has no ``real``). Its
+        ``seq`` counts its node's lines over every group, so a group's events skip
+        numbers: the fleet reader checks seq per node (conformance/fleet_input.py)."""
+        self._where, self._event, self.bounds = where, ev, bounds
         before = len(self.violations)
         rule = self._rules.get(type(ev))
         if rule is None:
@@ -624,7 +639,7 @@ class Monitor:
                              f"({', '.join(self.members)})")
         seq = ev.seq
         last = self.seq.get(ev.node, 0)
-        if seq != last + 1:
+        if seq != last + 1 and bounds is None:
             raise ValueError(f"{where or 'event'}: {ev.node} seq {seq} follows {last}")
         self.seq[ev.node] = seq
         if rep.killed:
@@ -634,7 +649,7 @@ class Monitor:
                 self._fail("Agreement", f"{name} takes a step after it was killed: its disk "
                                         f"is gone, so an incarnation acting under its id "
                                         f"has forgotten its promises and votes")
-        real = ev.real
+        real = getattr(ev, "real", None)  # format 4 has none
         clock = ev.clock
         # The enabling condition is judged on the state before the step; what it finds is
         # reported after what the rule finds (the property a bad step breaks comes first).

@@ -83,7 +83,10 @@ class Monitor(Protocol):
     def _where(self) -> str: ...
     @property
     def _event(self) -> Any: ...
+    @property
+    def bounds(self) -> tuple[int, int] | None: ...
     def _fail(self, prop: str, message: str) -> None: ...
+    def _warn(self, prop: str, message: str) -> None: ...
     def holds_lease(self, name: str, clock: int) -> bool: ...
     def view_members(self, name: str) -> Any: ...
     def view(self, name: str) -> Mapping[str, str]: ...
@@ -179,6 +182,8 @@ class GrayRules:
             real = getattr(self.mon._event, "real", None)
             if real is not None:
                 self.down_since[link] = real
+            elif self.mon.bounds is not None:  # format 4: the latest it can have gone down
+                self.down_since[link] = self.mon.bounds[1]
 
     def _on_LinkDown(self, node: str, rep: _Replica, a: Any, clock: int) -> None:
         self._link_event(node, a, up=False)
@@ -194,6 +199,15 @@ class GrayRules:
         real = getattr(ev, "real", None)
         since = self.down_since.get((src, node))
         if real is not None and since is not None and real <= since:
+            return
+        bounds = self.mon.bounds
+        if bounds is not None and since is not None and bounds[0] <= since \
+                and src != node and (src, node) in self.down:
+            # Format 4: the receipt may have come before the LinkDown (their true-time
+            # intervals overlap): possible, not certain.
+            self.mon._warn("LinkDelivery", f"{node} may have received {src}'s message "
+                                           f"({action}) after the link {src}->{node} went down "
+                                           f"(their clock intervals overlap)")
             return
         if src != node and (src, node) in self.down:
             self.mon._fail("LinkDelivery", f"{node} receives {src}'s message ({action}) while "

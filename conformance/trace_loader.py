@@ -390,7 +390,7 @@ def read_config(directory: Path) -> dict[str, Any]:
             raw = f.read(MAX_LINE_BYTES + 1)
     except FileNotFoundError:
         raise TraceInputError(f"{path}:0: missing (is {directory} a `dynaspec simulate` "
-                              f"output?)") from None
+                              f"output? A fleet directory has fleet.json)") from None
     except OSError as exc:
         raise TraceInputError(f"{path}:0: cannot read: {exc.strerror}") from None
     if len(raw) > MAX_LINE_BYTES:

@@ -27,8 +27,11 @@ from reference.trace_events import (
     EVENT_TYPES,
     FORMAT_VERSION,
     MESSAGE_TYPES,
+    PROD_EVENT_TYPES,
+    PRODUCTION_VERSION,
     Cmd,
     PostState,
+    action_of,
 )
 from reference.trace_events import (
     Change as ChangeArg,
@@ -134,6 +137,20 @@ class TraceWriter:
             self.listener(event)
 
 
+def to_production(event: Any, *, group: str, node: str, seq: int, err: int) -> Any:
+    """The production-profile (format 4) event of a format-3 ``event``: the same action,
+    replica, clock, args and post, renumbered in its ``node``'s sequence, tagged with its
+    replication ``group`` and the clock's error bound ``err``, and without ``real``
+    (traces/PRODUCTION.md). Generic over the catalogue: the struct's fields decide."""
+    action = action_of(event)
+    fields: dict[str, Any] = {"v": PRODUCTION_VERSION, "group": group, "node": node,
+                              "replica": event.replica, "seq": seq, "clock": event.clock,
+                              "err": err, "kind": event.kind, "args": event.args}
+    if ACTIONS[action].post:
+        fields["post"] = event.post
+    return PROD_EVENT_TYPES[action](**fields)
+
+
 def digest_fields(c: LogCmd) -> tuple[str, bytes]:
     """A command's (request id, op bytes) as ``log_digest`` takes them: ``("", b"")`` for
     NoOp; for a configuration change its rid and its canonical JSON ``{"kind"?, "op",
@@ -160,4 +177,4 @@ def log_digest(entries: Iterable[tuple[int, int, str, bytes]]) -> str:
 
 
 __all__ = ["FORMAT_VERSION", "Listener", "TraceWriter", "digest_fields", "log_digest",
-           "make_args"]
+           "make_args", "to_production"]

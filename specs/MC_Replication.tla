@@ -64,7 +64,8 @@ RecoverLowest(r, b, Q) ==
 
 \* SkipOneMore (with SkipApplied on): the checkpoint point off by one, so a
 \* replica also skips the first slot it has not applied.  A new leader then
-\* owes that slot nothing and may serve a read that misses it.
+\* owes that slot nothing; it still cannot apply past it, so reads wait and
+\* safety holds (an equivalent mutant: it breaks progress only).
 SkipOneMore(r) == Len(applied[r]) + 1
 
 (***************************************************************************)

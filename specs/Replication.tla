@@ -771,6 +771,11 @@ Committed(b, s) == \E m \in msgs : m.type = "commit" /\ m.bal = b /\ m.slot = s
 (* SkipApplied is a hook: off in the models that predate it, on in trace   *)
 (* validation and in the model SkipApplied, which checks the safety       *)
 (* properties with it.                                                    *)
+(* Safety does not rest on the skip: each slot is its own Paxos instance, *)
+(* and a replica applies only slots it knows are committed, so reads wait *)
+(* for any slot a leader wrongly skipped.  A wrong skip costs progress    *)
+(* only; the model SkipOneMore (one slot too many skipped) keeps every    *)
+(* invariant, and check-models requires it to (an equivalent mutant).     *)
 (***************************************************************************)
 SkipApplied == FALSE
 
