@@ -42,6 +42,10 @@ samples: $(STAMP)
 	rm -rf traces/samples/crashes-seed7
 	$(BIN)/dynaspec simulate --seed 7 --faults crashes --duration 8s --clients 2 --think 50ms \
 		--out traces/samples/crashes-seed7
+	rm -rf traces/samples/fleet-crashes-seed1
+	$(BIN)/dynaspec fleet simulate --out traces/samples/fleet-crashes-seed1 --seed 1 --nodes 6 \
+		--groups 4 --clients 1 --duration 6s --faults crashes --segment-lines 250 \
+		--compression gz --workers 1
 
 # The README's timelines (traces/plots): gray failures with and without peer
 # confirmation, a rolling deployment with and without lease handoff; seed 1, 20 s.
