@@ -7,7 +7,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, ClassVar, NoReturn
+from typing import Any, NoReturn
 
 import click
 from rich.console import Console
@@ -15,6 +15,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from conformance.check_models import check_models
 from conformance.cli_fleet import fleet
+from conformance.cli_types import Duration
 from conformance.errors import EXIT_INPUT, EXIT_INTERNAL, InputError, one_line
 from conformance.manifest import ManifestError, load_manifest
 from conformance.tlc_runner import ToolchainError
@@ -145,32 +146,6 @@ def check_models_cmd(model_set: str, models: tuple[str, ...], manifest: Path, ou
     except (ManifestError, ToolchainError) as exc:
         _fail(str(exc))
     sys.exit(0 if all(r.passed for r in runs) else 1)
-
-
-class Duration(click.ParamType):  # type: ignore[type-arg]
-    """A simulated duration: ``30s``, ``500ms``, ``2m`` or plain seconds; in microseconds."""
-
-    name = "duration"
-    _UNITS: ClassVar[dict[str, int]] = {"us": 1, "ms": 1_000, "s": 1_000_000, "m": 60_000_000}
-
-    def convert(self, value: object, param: click.Parameter | None,
-                ctx: click.Context | None) -> int:
-        if isinstance(value, int):
-            return value
-        text = str(value).strip().lower()
-        for unit in ("us", "ms", "s", "m"):
-            if text.endswith(unit):
-                number, scale = text[: -len(unit)], self._UNITS[unit]
-                break
-        else:
-            number, scale = text, 1_000_000
-        try:
-            us = round(float(number) * scale)
-        except ValueError:
-            self.fail(f"{value!r} is not a duration (e.g. 30s, 500ms, 2m)", param, ctx)
-        if us <= 0:
-            self.fail(f"{value!r} must be positive", param, ctx)
-        return us
 
 
 @main.command("simulate", epilog=EXIT_CODES_HELP)

@@ -9,39 +9,17 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
-from typing import ClassVar, NoReturn
+from typing import NoReturn
 
 import click
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
+from conformance.cli_types import Duration
 from conformance.errors import EXIT_INPUT, one_line
 from reference.fleet_config import COMPRESSIONS, FLEET_FAULTS, FleetConfig
 from reference.fleet_group import group_sim_config
 from reference.workload import WorkloadConfig
-
-
-class _Duration(click.ParamType):  # type: ignore[type-arg]
-    """A simulated duration (``30s``, ``500ms``, ``2m``, plain seconds) in µs. The same
-    syntax as ``dynaspec simulate``'s; not imported from conformance/cli.py, which
-    imports this module (the sibling modules' imports must stay acyclic)."""
-
-    name = "duration"
-    _UNITS: ClassVar[dict[str, int]] = {"us": 1, "ms": 1_000, "s": 1_000_000, "m": 60_000_000}
-
-    def convert(self, value: object, param: click.Parameter | None,
-                ctx: click.Context | None) -> int:
-        if isinstance(value, int):
-            return value
-        text = str(value).strip().lower()
-        unit = next((u for u in ("us", "ms", "s", "m") if text.endswith(u)), "")
-        try:
-            us = round(float(text[: len(text) - len(unit)]) * self._UNITS.get(unit, 1_000_000))
-        except ValueError:
-            self.fail(f"{value!r} is not a duration (e.g. 30s, 500ms, 2m)", param, ctx)
-        if us <= 0:
-            self.fail(f"{value!r} must be positive", param, ctx)
-        return us
 
 
 def _fail(message: str) -> NoReturn:
@@ -67,13 +45,13 @@ def fleet() -> None:
               help="Replicas per group (on distinct nodes).")
 @click.option("--routers", type=click.IntRange(1, 1_000), default=2, show_default=True,
               help="Request-router hosts that log the client histories.")
-@click.option("--duration", type=_Duration(), default="10s", show_default=True,
+@click.option("--duration", type=Duration(), default="10s", show_default=True,
               help="Simulated time under load (then faults heal and groups settle).")
-@click.option("--settle", type=_Duration(), default="2s", show_default=True,
+@click.option("--settle", type=Duration(), default="2s", show_default=True,
               help="Simulated time after the load, to finish in-flight work.")
 @click.option("--clients", type=click.IntRange(0, 1000), default=2, show_default=True,
               help="Closed-loop clients per group.")
-@click.option("--think", type=_Duration(), default="20ms", show_default=True,
+@click.option("--think", type=Duration(), default="20ms", show_default=True,
               help="Mean pause between a client's operations.")
 @click.option("--keys", type=click.IntRange(1, 1_000_000), default=16, show_default=True,
               help="Keys per group.")
