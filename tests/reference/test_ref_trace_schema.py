@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import functools
+import gzip
 import io
 import itertools
 import json
@@ -249,11 +250,32 @@ def test_malformed_history_line_is_rejected(path: tuple[str, ...], value: Any) -
 SAMPLES = Path(__file__).resolve().parents[2] / "traces" / "samples"
 
 
-@pytest.mark.parametrize("sample", sorted(p.name for p in SAMPLES.iterdir() if p.is_dir()))
+SIMULATED = sorted(p.name for p in SAMPLES.iterdir() if (p / "config.json").is_file())
+FLEETS = sorted(p.name for p in SAMPLES.iterdir() if (p / "fleet.json").is_file())
+
+
+def test_every_sample_is_a_run_or_a_fleet() -> None:
+    assert sorted(SIMULATED + FLEETS) == sorted(p.name for p in SAMPLES.iterdir() if p.is_dir())
+    assert SIMULATED and FLEETS
+
+
+@pytest.mark.parametrize("sample", SIMULATED)
 def test_committed_samples_match_the_schemas(sample: str) -> None:
     files = sorted((SAMPLES / sample).glob("trace-*.jsonl"))
     assert files, f"no traces in {sample}"
     for f in [*files, SAMPLES / sample / "history.jsonl"]:
         validator = HISTORY if f.name == "history.jsonl" else TRACE
         for i, line in enumerate(f.read_bytes().splitlines(), start=1):
+            _check(validator, orjson.loads(line), f"{f.name}:{i}")
+
+
+@pytest.mark.parametrize("sample", FLEETS)
+def test_committed_fleet_samples_match_the_production_schemas(sample: str) -> None:
+    trace = Draft202012Validator(_schema("trace-event-v4.schema.json"))
+    history = Draft202012Validator(_schema("history-v4.schema.json"))
+    files = sorted((SAMPLES / sample).glob("*.jsonl.gz"))
+    assert any(f.name.startswith("trace-") for f in files), f"no traces in {sample}"
+    for f in files:
+        validator = history if f.name.startswith("history-") else trace
+        for i, line in enumerate(gzip.decompress(f.read_bytes()).splitlines(), start=1):
             _check(validator, orjson.loads(line), f"{f.name}:{i}")
