@@ -26,7 +26,7 @@ import orjson
 from conformance.errors import one_line
 from conformance.fleet_input import FleetSpec, segment_lines, segments
 from conformance.linearizability.model import _record_from_json
-from conformance.trace_loader import TraceInputError, strict_problem
+from conformance.trace_loader import TraceInputError, json_line, strict_problem
 from reference.client import HistoryRecord
 from reference.storage import M
 
@@ -78,12 +78,7 @@ def _read_router(spec: FleetSpec, router: str, paths: list[Path], keep: set[str]
     for path in paths:
         for ln, line in enumerate(segment_lines(path), start=1):
             where = f"{path}:{ln}"
-            if not line.endswith(b"\n"):
-                raise TraceInputError(f"{where}: last line is cut short (no newline)")
-            try:
-                obj = orjson.loads(line)
-            except orjson.JSONDecodeError as exc:
-                raise TraceInputError(f"{where}: not JSON: {one_line(exc.msg)}") from None
+            obj = json_line(line, where)
             if not isinstance(obj, dict):
                 raise TraceInputError(f"{where}: not a history record")
             g = obj.get("group")

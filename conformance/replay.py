@@ -35,6 +35,7 @@ from conformance.trace_loader import (
     Located,
     TraceInputError,
     event_to_obj,
+    json_line,
     load_trace_dir,
     logged_op_problem,
     member_kinds,
@@ -100,12 +101,7 @@ def scan_history(path: Path) -> HistoryIndex:
     with open_input(path) as f:
         for ln, line in enumerate(read_lines(f, str(path)), start=1):
             where = f"{path}:{ln}"
-            if not line.endswith(b"\n"):
-                raise TraceInputError(f"{where}: last line is cut short (no newline)")
-            try:
-                obj = orjson.loads(line)
-            except orjson.JSONDecodeError as exc:
-                raise TraceInputError(f"{where}: not JSON: {one_line(exc.msg)}") from None
+            obj = json_line(line, where)
             problem = strict_problem(line, orjson.dumps(obj))
             if problem is not None:
                 raise TraceInputError(f"{where}: {problem}")

@@ -124,6 +124,17 @@ def _why(line: bytes, exc: msgspec.MsgspecError) -> str:
     return f"not JSON: {exc}"
 
 
+def json_line(line: bytes, where: str) -> Any:
+    """A JSON line of a history file, or a ``TraceInputError`` naming ``where``: cut short
+    (no newline) or not JSON. (Callers then run ``strict_problem`` on it.)"""
+    if not line.endswith(b"\n"):
+        raise TraceInputError(f"{where}: last line is cut short (no newline)")
+    try:
+        return orjson.loads(line)
+    except orjson.JSONDecodeError as exc:
+        raise TraceInputError(f"{where}: not JSON: {one_line(exc.msg)}") from None
+
+
 def strict_problem(line: bytes, canonical: bytes) -> str | None:
     """``json_problem`` of a line a fast decoder accepted, given its canonical
     re-encoding: the writers' lines are canonical, and a line that starts with its
