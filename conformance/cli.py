@@ -228,9 +228,13 @@ def simulate_cmd(seed: int, out: Path, replicas: int, duration: int, faults: str
 @main.command("replay", epilog=EXIT_CODES_HELP)
 @click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--tlc", is_flag=True, help="Also validate the trace against the spec with TLC.")
-@click.option("--tlc-max-events", type=click.IntRange(1), default=1500, show_default=True,
+@click.option("--tlc-max-events", type=click.IntRange(1), default=None,
+              show_default="every event",
               help="Validate only this many events (merged by real time) with TLC; a "
                    "longer trace is a partial check (see --partial-ok).")
+@click.option("--tlc-window", type=click.IntRange(1), default=1500, show_default=True,
+              help="Trace items per TLC run: a longer trace is validated in windows, "
+                   "each starting from the spec state the previous one ended in.")
 @click.option("--partial-ok", is_flag=True,
               help="Accept a check that left part of the input unchecked (events past "
                    "--tlc-max-events, keys the linearizability search could not decide): "
@@ -246,8 +250,8 @@ def simulate_cmd(seed: int, out: Path, replicas: int, duration: int, faults: str
               default=Path("build/replay-report.json"), show_default=True,
               help="Fleet directory: where the per-group verdicts are written.")
 @click.pass_context
-def replay_cmd(ctx: click.Context, directory: Path, tlc: bool, tlc_max_events: int,
-               partial_ok: bool, workers: int | None, scheduler: str | None,
+def replay_cmd(ctx: click.Context, directory: Path, tlc: bool, tlc_max_events: int | None,
+               tlc_window: int, partial_ok: bool, workers: int | None, scheduler: str | None,
                report_path: Path) -> None:
     """Check a `dynaspec simulate` output: monitor, linearizability, Z3 leases [, TLC];
     or every group of a fleet directory (fleet.json, format 4).
@@ -262,9 +266,11 @@ def replay_cmd(ctx: click.Context, directory: Path, tlc: bool, tlc_max_events: i
     from conformance.linearizability import HistoryFormatError
     from conformance.replay import replay
 
-    if ctx.get_parameter_source("tlc_max_events") is not \
-            click.core.ParameterSource.DEFAULT and not tlc:
-        raise click.UsageError("--tlc-max-events limits the TLC layer: it needs --tlc")
+    for opt in ("tlc_max_events", "tlc_window"):
+        if ctx.get_parameter_source(opt) is not click.core.ParameterSource.DEFAULT \
+                and not tlc:
+            raise click.UsageError(f"--{opt.replace('_', '-')} sets the TLC layer: it needs "
+                                   f"--tlc")
     console = Console(stderr=True)
     if not directory.is_dir():
         _fail(f"{directory}:0: no such directory")
@@ -287,7 +293,8 @@ def replay_cmd(ctx: click.Context, directory: Path, tlc: bool, tlc_max_events: i
                     tasks[layer] = bar.add_task(layer, total=total)
                 bar.update(tasks[layer], completed=done, total=total)
 
-            result = replay(directory, tlc=tlc, tlc_max_events=tlc_max_events, progress=tick)
+            result = replay(directory, tlc=tlc, tlc_max_events=tlc_max_events,
+                            tlc_window=tlc_window, progress=tick)
     except (InputError, HistoryFormatError, ToolchainError) as exc:
         _fail(str(exc))
     except OSError as exc:  # the loaders name most input failures; this is the rest

@@ -6,9 +6,15 @@ by conformance/fleet_route.py), decodes them, lets the sequencer
 (conformance/monitor.py, built from the group's members in fleet.json and its
 ``replica_config``), with each step's true-time interval in place of ``real``: the
 monitor's real-time lease check is replaced by conformance/fleet_leases.py, and a
-receipt over a link that may have been up is a warning (monitor_gray.py). At the end
-the group's history (conformance/fleet_history.py, windows widened by ``err``) goes to
-the linearizability checker.
+receipt over a link that may have been up is a warning (monitor_gray.py). A lease case
+the intervals leave possible, not certain, goes to Z3 (conformance/fleet_z3.py) with
+the group's lines around it, in batches as the lines after it are read: it is dropped,
+made a violation, or stays a warning with a witness (or one that says it was not
+decided); ``GroupVerdict.z3`` counts them. At the end the group's history
+(conformance/fleet_history.py, windows widened by ``err``) goes to the linearizability
+checker: what it finds is certain. A key it passes but that fails with every window
+narrowed by twice ``max_drift_us`` is borderline, and Z3 decides it over the routers'
+clocks (fleet_z3.py, "Strong reads"): dropped, certain, or a warning with a witness.
 
 Verdicts: ``ok``; ``violation`` (certain under the bounds: exit 1); ``warning``
 (possible, not certain: listed, exit 0); ``input-error`` (the group's input is
@@ -17,6 +23,7 @@ unusable: exit 2; its other findings are dropped, since they rest on bad input).
 
 from __future__ import annotations
 
+import bisect
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +33,7 @@ from conformance.fleet_history import GroupHistory
 from conformance.fleet_input import FleetSpec, NodeLine, decode_event
 from conformance.fleet_leases import LeaseIntervals
 from conformance.fleet_sequence import Sequencer
+from conformance.fleet_z3 import LeaseBorderline, Z3Stats, decide_reads, narrowed
 from conformance.monitor import Monitor
 from conformance.trace_loader import Located, TraceInputError, logged_op_problem
 from reference.trace_events import action_of
@@ -46,12 +54,17 @@ class GroupVerdict:
     seconds: float = 0.0
     where: list[str] = field(default_factory=list)
     """``path:line`` of each violation kept (for the report's context lines)."""
+    z3: Z3Stats = field(default_factory=Z3Stats)
+    """The borderline lease cases and read keys Z3 decided (conformance/fleet_z3.py)."""
+    err_bound: int = 0
+    """How far the read check narrows windows to find borderline keys (0: it does not):
+    the largest clock error bound the fleet allows (``max_drift_us``)."""
 
     def to_json(self) -> dict[str, Any]:
         return {"group": self.group, "events": self.events, "verdict": self.verdict,
                 "violations": self.violations, "warnings": self.warnings,
                 "unchecked": self.unchecked, "input_error": self.input_error,
-                "seconds": round(self.seconds, 3)}
+                "seconds": round(self.seconds, 3), "z3": self.z3.to_json()}
 
 
 class GroupChecker:
@@ -65,9 +78,10 @@ class GroupChecker:
         self.nodes = sorted(set(g.nodes.values()))
         self._next_lo = next_lo
         self.seq = Sequencer(self.mon, self.nodes, self._step, self._group_next_lo)
-        self.leases = LeaseIntervals(self.mon, self._group_next_lo)
+        self.borderline = LeaseBorderline(int(rc.get("max_drift_us", 0)), self._group_next_lo)
+        self.leases = LeaseIntervals(self.mon, self._group_next_lo, self.borderline.add)
         self.history = history
-        self.verdict = GroupVerdict(group)
+        self.verdict = GroupVerdict(group, err_bound=int(rc.get("max_drift_us", 0)))
         self.error = ""
         self.cpu = 0.0
         self._extra_violations = 0
@@ -134,7 +148,8 @@ class GroupChecker:
                                   f"not in its history (cut short, or a router's file lost?)")
         if act in ("Phase2a", "Phase2b", "Apply") and not self._logged:
             self._logged_check(ev, where)
-        self.leases.after_step(ev.replica, ev.node, ev.clock, nl.lo, nl.hi)
+        self.borderline.on_step(ev, nl)
+        self.leases.after_step(ev.replica, ev.node, ev.clock, nl.lo, nl.hi, (ev, nl))
         self._trim()
 
     def _logged_check(self, ev: Any, where: str) -> None:
@@ -158,9 +173,19 @@ class GroupChecker:
         self.retry(final=True)
         v = self.verdict
         if not self.error:
-            v.violations = [str(x) for x in self.mon.violations]
-            v.where = [x.where for x in self.mon.violations]
-            v.warnings = [str(x) for x in self.mon.warnings]
+            t = time.perf_counter()
+            z3_violations, z3_warnings = self.borderline.finish(self.leases.certain)
+            self.cpu += time.perf_counter() - t
+            v.z3 = self.borderline.stats
+            found = self.mon.violations + z3_violations
+            warned = self.mon.warnings + z3_warnings
+            for kept, extra in ((found, "_extra_violations"), (warned, "_extra_warnings")):
+                if len(kept) > KEEP:
+                    setattr(self, extra, getattr(self, extra) + len(kept) - KEEP)
+                    del kept[KEEP:]
+            v.violations = [str(x) for x in found]
+            v.where = [x.where for x in found]
+            v.warnings = [str(x) for x in warned]
             if self._extra_violations:
                 v.violations.append(f"... and {self._extra_violations} more violations")
             if self._extra_warnings:
@@ -202,12 +227,51 @@ def _check_history(v: GroupVerdict, h: GroupHistory | None) -> None:
     for x in lin.violations[:10]:
         where = ", ".join(h.line_of.get(r.id, "?") for r in x.history[:5])
         v.violations.append(f"{where}: Linearizability: {x.explanation}")
+    if v.err_bound > 0:
+        _borderline_reads(v, h, {x.key for x in lin.violations} | set(lin.unknown_keys))
     for ev in lin.eventual_violations[:10]:
         v.violations.append(f"{h.line_of.get(ev.record.id, '?')}: "
                             f"EventualReadsCommitted: {ev.explanation}")
     if lin.unknown_keys:
         v.unchecked.append(f"linearizability: {len(lin.unknown_keys)} key(s) not decided "
                            f"within the search bound")
+
+
+def _borderline_reads(v: GroupVerdict, h: GroupHistory, settled: set[Any]) -> None:
+    """Keys linearizable on widened windows but not in their narrowest world (every
+    window narrowed by twice ``err_bound``: each precedence some world has, that one has)
+    go to Z3 over the routers' clocks (conformance/fleet_z3.py, "Strong reads"). Only a
+    key where narrowing adds a precedence is checked again (``_narrowing_matters``)."""
+    from conformance.linearizability import check_history
+
+    by_key: dict[Any, list[Any]] = {}
+    for r in h.records:
+        by_key.setdefault(r.key, []).append(r)
+    again = [narrowed(r, v.err_bound) for k, rs in by_key.items()
+             if k not in settled and _narrowing_matters(rs, v.err_bound) for r in rs]
+    if not again:
+        return
+    narrow = check_history(again)
+    flagged = {x.key: x.history for x in narrow.violations}
+    if not flagged:
+        return
+    found, warned = decide_reads(h.records, h.line_of, flagged, v.z3)
+    v.violations += found
+    v.warnings += warned
+
+
+def _narrowing_matters(recs: list[Any], bound: int) -> bool:
+    """Whether some operation completes (widened) within ``4 * bound`` after another's
+    widened invocation: only then can narrowing by ``2 * bound`` each add a precedence
+    (a narrowed completion is at least 2 * bound before the widened one, a narrowed
+    invocation at most 2 * bound after)."""
+    ends = sorted(r.complete_us for r in recs
+                  if r.complete_us != -1 and r.status not in (None, "timeout"))
+    for r in recs:
+        i = bisect.bisect_left(ends, r.invoke_us)
+        if i < len(ends) and ends[i] < r.invoke_us + 4 * bound:
+            return True
+    return False
 
 
 __all__ = ["KEEP", "GroupChecker", "GroupVerdict", "finish"]

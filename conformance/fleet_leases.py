@@ -17,25 +17,37 @@ taken from its latest emitted step (clock ``c``, bound ``e``):
 
 L's clock bound at the moment its lease ends is not in any line; the bound of its
 latest line stands in for it (a ClockBound bound changes slowly between readings).
+
+With a ``borderline`` sink (conformance/fleet_check.py gives one), a possible case is not
+a warning yet: it goes there as a ``LeaseCase``, with both steps' lines, and Z3
+(conformance/fleet_z3.py) decides it against the lines around it: dropped, certain, or
+a warning with a witness. Without one (unit tests), it is the monitor's warning. A pair
+of leaderships is reported once as certain (``certain``: its keys), and once as possible
+when there is no sink.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
+from conformance.fleet_z3 import LeaseCase, LeaseKey
 from conformance.monitor import Monitor, is_quorum_of
 
 INF = 1 << 62
 
 
 class LeaseIntervals:
-    def __init__(self, mon: Monitor, next_lo: Callable[[str], int]) -> None:
+    def __init__(self, mon: Monitor, next_lo: Callable[[str], int],
+                 borderline: Callable[[LeaseCase], None] | None = None) -> None:
         self.mon = mon
         self.next_lo = next_lo
         """The ``lo`` of the next step of a node in this group not yet emitted (INF: none)."""
-        self.seen: dict[str, tuple[int, int, int, str]] = {}
-        """Replica -> its latest step's (clock, lo, hi, node)."""
-        self._reported: set[tuple[str, str, int, int]] = set()
+        self.borderline = borderline
+        self.seen: dict[str, tuple[int, int, int, str, Any]] = {}
+        """Replica -> its latest step's (clock, lo, hi, node, (event, line) or None)."""
+        self.certain: set[LeaseKey] = set()
+        self._reported: set[LeaseKey] = set()
 
     def _window(self, name: str) -> tuple[int, int] | None:
         """The clock interval in which the monitor has ``name`` hold its lease, if any."""
@@ -50,8 +62,10 @@ class LeaseIntervals:
             return None
         return rep.wait_until, end
 
-    def after_step(self, name: str, node: str, clock: int, lo: int, hi: int) -> None:
-        self.seen[name] = (clock, lo, hi, node)
+    def after_step(self, name: str, node: str, clock: int, lo: int, hi: int,
+                   step: tuple[Any, Any] | None = None) -> None:
+        """``step``: the typed event and its NodeLine (what a borderline case needs)."""
+        self.seen[name] = (clock, lo, hi, node, step)
         mon = self.mon
         if mon.r[name].role != "leader" or len(mon.leaders) < 2:
             return
@@ -64,24 +78,28 @@ class LeaseIntervals:
             s = self.seen.get(other)
             if s is None:
                 continue
-            s_clock, _, s_hi, s_node = s
+            s_clock, _, s_hi, s_node, s_step = s
             err = s_hi - s_clock
             first, last = max(s_clock, lo - err), hi + err
             if last < w[0] or first >= w[1]:
                 continue
             key = (name, other, mon.r[name].ballot, mon.r[other].ballot)
-            if key in self._reported:
+            if key in self.certain:
                 continue
-            self._reported.add(key)
             current = s_hi <= lo and self.next_lo(s_node) > hi
             text = (f"{name} (ballot {mon.r[name].ballot}) believes it holds a lease at its "
                     f"clock {clock}us (true time in [{lo}, {hi}]us) while {other} (ballot "
                     f"{mon.r[other].ballot}) holds one on its clock [{w[0]}, {w[1]})us, "
                     f"read as [{first}, {last}]us there")
             if current and first >= w[0] and last < w[1]:
+                self.certain.add(key)
                 mon._fail("LeaseExclusivity", f"{text}: both, for every true time the "
                                               f"clocks' bounds allow")
-            else:
+            elif self.borderline is not None and step is not None and s_step is not None:
+                self.borderline(LeaseCase(key, text, step, other, s_step, w,
+                                          self.next_lo(s_node)))
+            elif key not in self._reported:
+                self._reported.add(key)
                 mon._warn("LeaseExclusivity", f"{text}: possibly both (the clocks' bounds "
                                               f"allow it, not certain)")
 

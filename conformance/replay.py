@@ -13,7 +13,7 @@ input is a ``TraceInputError`` (``path:line: reason``) before any layer runs: th
 traces and config (conformance/trace_loader.py), the history's lines, and a history
 that lacks writes the traces logged; a logged copy of a write whose op does not
 decode is one too, after the checkers, unless they found a violation. What a layer
-leaves unchecked (events past ``tlc_max_events``, keys the linearizability search
+leaves unchecked (events past ``tlc_max_events``, if given, keys the linearizability search
 could not decide) is its ``unchecked`` note, never a silent pass.
 """
 
@@ -43,11 +43,8 @@ from conformance.trace_loader import (
     read_lines,
     strict_problem,
 )
-from conformance.trace_validation import (
-    TimingConfig,
-    TraceValidationResult,
-    validate_events,
-)
+from conformance.trace_validation import TimingConfig, TraceValidationResult
+from conformance.trace_windows import DEFAULT_WINDOW, validate_windowed
 from reference.trace_events import action_of
 
 
@@ -141,8 +138,8 @@ def timing_of(directory: Path, config: Mapping[str, Any]) -> TimingConfig:
     return timing
 
 
-def replay(directory: Path, *, tlc: bool = False, tlc_max_events: int | None = 1500,
-           progress: Progress | None = None) -> ReplayResult:
+def replay(directory: Path, *, tlc: bool = False, tlc_max_events: int | None = None,
+           tlc_window: int = DEFAULT_WINDOW, progress: Progress | None = None) -> ReplayResult:
     """Run every layer over ``directory``; ``TraceInputError`` (a ``ValueError``; the
     linearizability loader's ``HistoryFormatError`` too) on bad input."""
     events, config = load_trace_dir(directory)
@@ -227,20 +224,24 @@ def replay(directory: Path, *, tlc: bool = False, tlc_max_events: int | None = 1
 
     # 4. TLC trace validation
     if tlc:
-        if progress is not None:
-            progress("tlc", 0, 1)
         cut = tlc_max_events is not None and total > tlc_max_events
         subset = events[:tlc_max_events] if cut else events
-        res: TraceValidationResult = validate_events(subset, timing, replicas=replicas,
-                                                     kinds=kinds)
+        if progress is not None:
+            progress("tlc", 0, len(subset))
+
+        def tlc_tick(done: int, items: int) -> None:
+            if progress is not None:
+                progress("tlc", done, items)
+
+        res: TraceValidationResult = validate_windowed(subset, timing, replicas=replicas,
+                                                       kinds=kinds, window=tlc_window,
+                                                       progress=tlc_tick)
         problem = [res.message] + [f"  {k} = {v}" for k, v in res.state.items()]
         left = (f"the first {len(subset)} of {total} events checked (--tlc-max-events), "
                 f"the {total - len(subset)} from {events[len(subset)].where} on not"
                 if cut else "")
         layers.append(LayerResult("tlc", res.ok, res.seconds, res.message,
                                   [] if res.ok else problem, left))
-        if progress is not None:
-            progress("tlc", 1, 1)
     return ReplayResult(layers)
 
 

@@ -392,10 +392,19 @@ def dispatch() -> str:
 
 
 def render(items: Items, timing: TimingConfig, module: str,
-           kinds: Mapping[str, str] | None = None) -> tuple[str, str]:
+           kinds: Mapping[str, str] | None = None, *, start: str | None = None,
+           killed_before: Sequence[str] = (), print_end: bool = False) -> tuple[str, str]:
     """The trace module and its config.  ``kinds``: each replica's kind at the start
-    (config.json's members); a replica it does not name is a storage replica."""
+    (config.json's members); a replica it does not name is a storage replica.
+
+    A window of a longer trace (conformance/trace_windows.py) starts from ``start``,
+    the spec state TLC printed at the end of the previous window (a ``StateRec``
+    record, as TLC prints it, which is TLA+ text), and not from ``Init``;
+    ``killed_before`` are the replicas killed in earlier windows; ``print_end`` makes
+    TLC print the state it ends in, for the next window."""
     ops = ", ".join(items.ops)
+    start_def = ("TVInit == TraceInit" if start is None
+                 else f"TVStart ==\n{start}\nTVInit == TraceInitAt(TVStart)")
     body = ",\n    ".join(_record(it) for it in items.items)
     init_config = " @@ ".join(f"{_tla(r)} :> {_tla((kinds or {}).get(r, 'storage'))}"
                               for r in sorted(items.replicas))
@@ -416,17 +425,22 @@ TVSkipApplied == TRUE
 \\* A message read rather than received (a grant, a vote, ...) counts once sent: its
 \\* receipt is no step of the trace (see the CHOICE at Counted).
 TVCounted(m, r) == m \\notin fresh
+\\* No property checked here reads precede (the history's checker judges real-time
+\\* order); left empty, it does not grow with the square of the writes.
+TVPrecedeAfter(c) == precede
 TVItems == <<
     {body}
 >>
+TVKilledBefore == {_tla(set(killed_before))}
+{start_def}
 {dispatch()}
-TVNext == TraceNextOrDoneVia(TVStep)
+TVNext == TraceNextVia(TVStep) \\/ {"TraceEnd" if print_end else "TraceDone"}
 ====
 """
     invariants = "\n".join(f"    {i}" for i in TRACE_INVARIANTS)
     # MaxBallot: one above the trace's highest, so that a replica at that ballot may
     # still suspect (Suspect asks for a ballot left to start, a model bound).
-    cfg = f"""INIT TraceInit
+    cfg = f"""INIT TVInit
 NEXT TVNext
 VIEW TraceView
 INVARIANTS
@@ -444,12 +458,14 @@ CONSTANTS
     TraceItems <- TVItems
     Offset0 <- TVOffset0
     CmdRid <- TVCmdRid
+    KilledBefore <- TVKilledBefore
     RenewAhead <- TVRenewAhead
     PeerConfirm <- TVPeerConfirm
     HandoffsOn <- TVHandoffsOn
     MaxDownLinks <- TVMaxDownLinks
     SkipApplied <- TVSkipApplied
     Counted <- TVCounted
+    PrecedeAfter <- TVPrecedeAfter
 """
     return tla, cfg
 
@@ -512,14 +528,29 @@ def _run_tlc_streaming(cmd: list[str], cwd: Path, timeout: float) -> tuple[bytes
     return b"".join(chunks), (None if timed_out else proc.returncode)
 
 
-def validate_events(events: Sequence[Located], timing: TimingConfig, *,
-                    replicas: Sequence[str] | None = None,
-                    kinds: Mapping[str, str] | None = None, workdir: Path | None = None,
-                    timeout: float = 600.0, keep: bool = False) -> TraceValidationResult:
+@dataclass(slots=True)
+class WindowRun:
+    """One TLC run over ``items`` (the whole trace, or one window of it)."""
+
+    result: TraceValidationResult
+    end_state: str | None
+    """With ``print_end``: the spec state TLC ended in (``StateRec``, TLA+ text)."""
+
+
+_END_RE = re.compile(rb'<<\s*"tv-end",\s*(.*?),\s*"tv-end-done"\s*>>', re.S)
+
+
+def run_items(items: Items, timing: TimingConfig, *, events: int,
+              kinds: Mapping[str, str] | None = None, start: str | None = None,
+              killed_before: Sequence[str] = (), print_end: bool = False, base: int = 0,
+              total: int | None = None, workdir: Path | None = None,
+              timeout: float = 600.0, keep: bool = False) -> WindowRun:
+    """Run TLC on ``items``; ``base``: how many items of the trace precede them, and
+    ``total``: how many it has (so the item numbers reported are the trace's)."""
     started = time.perf_counter()
-    items = build_items(events, timing, replicas)
     module = "TV_Trace"
-    tla, cfg = render(items, timing, module, kinds)
+    tla, cfg = render(items, timing, module, kinds, start=start,
+                      killed_before=killed_before, print_end=print_end)
     tmp_ctx = tempfile.TemporaryDirectory(prefix="dynaspec-tv-")
     work = Path(tmp_ctx.name) if workdir is None else workdir
     work.mkdir(parents=True, exist_ok=True)
@@ -537,21 +568,46 @@ def validate_events(events: Sequence[Located], timing: TimingConfig, *,
     finally:
         if not keep and workdir is None:
             tmp_ctx.cleanup()
-    seconds = time.perf_counter() - started
+    result = _verdict(output, code, items, events, time.perf_counter() - started, timing,
+                      timeout, base, len(items.items) + base if total is None else total)
+    end = None
+    if result.ok and print_end:
+        m = _END_RE.search(output)
+        if m is None:
+            raise RuntimeError("TLC matched the window but printed no end state")
+        end = m.group(1).decode()
+    return WindowRun(result, end)
+
+
+def validate_events(events: Sequence[Located], timing: TimingConfig, *,
+                    replicas: Sequence[str] | None = None,
+                    kinds: Mapping[str, str] | None = None, workdir: Path | None = None,
+                    timeout: float = 600.0, keep: bool = False) -> TraceValidationResult:
+    """The whole of ``events`` in one TLC run (conformance/trace_windows.py runs a
+    longer trace in windows)."""
+    items = build_items(events, timing, replicas)
+    return run_items(items, timing, events=len(events), kinds=kinds, workdir=workdir,
+                     timeout=timeout, keep=keep).result
+
+
+def _verdict(output: bytes, code: int | None, items: Items, events: int, seconds: float,
+             timing: TimingConfig, timeout: float, base: int,
+             total: int) -> TraceValidationResult:
+    """TLC's output on ``items`` read as a verdict; item numbers are ``base`` + local."""
     n = len(items.items)
     tail = output[-3000:].decode(errors="replace")
     if code is None:
-        return TraceValidationResult(False, len(events), n, seconds,
+        return TraceValidationResult(False, events, n, seconds,
                                      f"TLC timed out after {timeout:.0f}s", tlc_output_tail=tail)
     stats = _STATS_RE.findall(output)
     distinct = int(stats[-1][1].replace(b",", b"")) if stats else None
     if b"No error has been found" in output and distinct == n + 1:
-        return TraceValidationResult(True, len(events), n, seconds,
-                                     f"all {len(events)} events matched ({n} items, "
+        return TraceValidationResult(True, events, n, seconds,
+                                     f"all {events} events matched ({n} items, "
                                      f"{distinct} states)")
     if b"Assumption line" in output or (b"assumption" in output.lower() and b"false" in output):
         return TraceValidationResult(
-            False, len(events), n, seconds,
+            False, events, n, seconds,
             f"the configuration violates the spec's lease assumption LeaseMargin >= "
             f"2 * MaxDrift: margin {timing.lease_margin_us}us, clock window "
             f"{2 * timing.max_drift_us}us", tlc_output_tail=tail)
@@ -561,9 +617,10 @@ def validate_events(events: Sequence[Located], timing: TimingConfig, *,
         cursor, last, loc, item = _last_tried(output, items)
         what = f"{loc.where}: " if loc else ""
         return TraceValidationResult(
-            False, len(events), n, seconds,
+            False, events, n, seconds,
             f"{what}{_violated_name(output, violated.group(1))} is violated in the spec state "
-            f"after this step ({item['action'] if item else '?'}; item {cursor} of {n})",
+            f"after this step ({item['action'] if item else '?'}; item {base + cursor} of "
+            f"{total})",
             unmatched=loc, item=item, state=_summary_state(last), tlc_output_tail=tail)
     if b"Deadlock reached" in output:
         cursor, last, loc, item = _last_tried(output, items)
@@ -576,15 +633,15 @@ def validate_events(events: Sequence[Located], timing: TimingConfig, *,
             spec_post = " ".join(posts.get(cursor, "?").split())
             want = ", ".join(f"{k} |-> {_tla(v)}" for k, v in item["post"].items())
             return TraceValidationResult(
-                False, len(events), n, seconds,
+                False, events, n, seconds,
                 f"{what}post-state differs: after {desc} the spec's {item['rep']} is "
-                f"{spec_post}, the trace says [{want}] (item {cursor} of {n})",
+                f"{spec_post}, the trace says [{want}] (item {base + cursor} of {total})",
                 unmatched=loc, item=item, state=_summary_state(last), tlc_output_tail=tail)
         return TraceValidationResult(
-            False, len(events), n, seconds,
-            f"{what}event not matched by the spec ({desc}; item {cursor} of {n})",
+            False, events, n, seconds,
+            f"{what}event not matched by the spec ({desc}; item {base + cursor} of {total})",
             unmatched=loc, item=item, state=_summary_state(last), tlc_output_tail=tail)
-    return TraceValidationResult(False, len(events), n, seconds,
+    return TraceValidationResult(False, events, n, seconds,
                                  "TLC failed: " + " ".join(tail.split())[-800:],
                                  tlc_output_tail=tail)
 

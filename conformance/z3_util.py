@@ -29,3 +29,14 @@ def _num(x: Fraction | int) -> str:
     if x.denominator == 1:
         return str(x.numerator)
     return f"{float(x):.1f}"
+
+
+def check3(solver: Any) -> str:
+    """``sat``, ``unsat`` or ``unknown`` (a timeout or a resource limit): unlike
+    ``_is_sat``, an undecided query is an answer, not an error."""
+    r = solver.check()
+    if r == z3.sat:
+        return "sat"
+    if r == z3.unsat:
+        return "unsat"
+    return "unknown"

@@ -35,7 +35,8 @@ EXTENDS Replication
 CONSTANTS
     TraceItems,   \* the items, in merged real-time order
     Offset0,      \* every clock's offset (0..MaxDrift) at the first item
-    CmdRid        \* CmdRid[c]: the request id of command c (an index into Ops)
+    CmdRid,       \* CmdRid[c]: the request id of command c (an index into Ops)
+    KilledBefore  \* replicas killed before the first item (in an earlier window)
 
 VARIABLE cursor
 
@@ -137,7 +138,9 @@ KilledAt ==
         IN IF ks = {} THEN Len(Items) + 1 ELSE CHOOSE j \in ks : \A k \in ks : j <= k]
 
 \* Item i is not a step of a replica killed before it (Tick items name none).
-AliveFor(i) == "rep" \in DOMAIN Items[i] => i <= KilledAt[Items[i].rep]
+AliveFor(i) ==
+    "rep" \in DOMAIN Items[i] =>
+        Items[i].rep \notin KilledBefore /\ i <= KilledAt[Items[i].rep]
 \* The spec keeps every log entry (see the CHOICE on snapshots and truncated logs):
 \* a checkpoint changes nothing, but may only cover slots its replica has applied.
 TVCheckpoint(e) == e.upto <= Len(applied[e.rep]) /\ e.truncated <= e.upto /\ UNCHANGED vars
@@ -164,6 +167,31 @@ PostOK(e) ==
 TraceInit ==
     /\ offset = Offset0
     /\ Init
+    /\ cursor = 1
+
+(***************************************************************************)
+(* Windows (conformance/trace_windows.py).  A long trace is validated in   *)
+(* consecutive windows; each after the first starts in the state the one  *)
+(* before it ended in, which TLC prints (TraceEnd) as the record StateRec *)
+(* of every variable of vars, and the runner pastes into the next window  *)
+(* as S (TraceInitAt).  A test checks that StateRec names every variable  *)
+(* Replication declares.                                                   *)
+(***************************************************************************)
+StateRec ==
+    [offset |-> offset, downLinks |-> downLinks, msgs |-> msgs, fresh |-> fresh,
+     ballot |-> ballot, log |-> log, granted |-> granted, applied |-> applied,
+     hasTree |-> hasTree, role |-> role, proposals |-> proposals,
+     readBarrier |-> readBarrier, waitLeft |-> waitLeft, relinquished |-> relinquished,
+     heardLeft |-> heardLeft, acked |-> acked, precede |-> precede, window |-> window,
+     gap |-> gap]
+
+TraceInitAt(S) ==
+    /\ offset = S.offset /\ downLinks = S.downLinks /\ msgs = S.msgs /\ fresh = S.fresh
+    /\ ballot = S.ballot /\ log = S.log /\ granted = S.granted /\ applied = S.applied
+    /\ hasTree = S.hasTree /\ role = S.role /\ proposals = S.proposals
+    /\ readBarrier = S.readBarrier /\ waitLeft = S.waitLeft
+    /\ relinquished = S.relinquished /\ heardLeft = S.heardLeft /\ acked = S.acked
+    /\ precede = S.precede /\ window = S.window /\ gap = S.gap
     /\ cursor = 1
 
 \* A compact view of the state each item is tried in.  It is printed (PrintT) so
@@ -193,6 +221,12 @@ TraceNextVia(Step(_)) ==
     /\ cursor' = cursor + 1
 
 TraceDone == cursor > Len(Items) /\ UNCHANGED tvVars
+
+\* TraceDone for a window with another after it: prints the state it ends in.
+TraceEnd ==
+    /\ cursor > Len(Items)
+    /\ PrintT(<<"tv-end", StateRec, "tv-end-done">>)  \* one line: nothing interleaves
+    /\ UNCHANGED tvVars
 
 (***************************************************************************)
 (* The safety invariants of Replication, checked in every state of the   *)

@@ -458,7 +458,7 @@ def test_a_tlc_event_limit_is_a_partial_check(good: Path,
         seen.append(len(events))
         return TraceValidationResult(True, len(events), len(events), 0.0, "ok")
 
-    monkeypatch.setattr(rp, "validate_events", fake_tlc)
+    monkeypatch.setattr(rp, "validate_windowed", fake_tlc)
     result = replay(str(good), "--tlc", "--tlc-max-events", "10")
     assert result.exit_code == 2 and seen == [10], result.output
     err = result.stderr.splitlines()
