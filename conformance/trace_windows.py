@@ -29,7 +29,8 @@ trace; groups of a fleet are independent and run in parallel instead.
 
 Replicas killed in an earlier window stay dead (``KilledBefore``): the spec's rule
 that a killed node takes no further step looks for the Kill item among the window's
-own items otherwise.
+own items otherwise. And the search for a log's highest filled slot starts at the
+highest slot any item so far named (``TopFrom``), not at the whole trace's MaxSlot.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ from conformance.trace_validation import (
     TraceValidationResult,
     build_items,
     run_items,
+    top_from,
 )
 
 DEFAULT_WINDOW = 1500
@@ -85,12 +87,13 @@ def validate_windowed(events: Sequence[Located], timing: TimingConfig, *,
     bounds = window_bounds(n, window)
     start: str | None = None
     runs = 0
+    floor = 0  # the highest slot the items before the window name
     for k, (a, b) in enumerate(bounds):
         last = k == len(bounds) - 1
         wdir = None if workdir is None else workdir / f"window-{k + 1:04d}"
         run = run_items(_window(items, a, b), timing, events=len(events), kinds=kinds,
                         start=start, killed_before=killed_in(items, a), print_end=not last,
-                        base=a, total=n, workdir=wdir, timeout=timeout)
+                        base=a, top_floor=floor, total=n, workdir=wdir, timeout=timeout)
         runs += 1
         res = run.result
         if not res.ok:
@@ -100,6 +103,7 @@ def validate_windowed(events: Sequence[Located], timing: TimingConfig, *,
                                 f"the {a} items before it matched]")
             return res
         start = run.end_state
+        floor = max(floor, top_from(_window(items, a, b)))
         if progress is not None:
             progress(b, n)
     seconds = time.perf_counter() - started

@@ -36,7 +36,8 @@ CONSTANTS
     TraceItems,   \* the items, in merged real-time order
     Offset0,      \* every clock's offset (0..MaxDrift) at the first item
     CmdRid,       \* CmdRid[c]: the request id of command c (an index into Ops)
-    KilledBefore  \* replicas killed before the first item (in an earlier window)
+    KilledBefore, \* replicas killed before the first item (in an earlier window)
+    TopFrom       \* no log slot above it is filled before the last item (see LogTop)
 
 VARIABLE cursor
 
@@ -62,7 +63,14 @@ Rid(c) == IF c = NoOp THEN "" ELSE Rids[c]
 RECURSIVE TopOf(_, _)
 TopOf(l, s) == IF s = 0 THEN 0 ELSE IF l[s].bal > 0 THEN s ELSE TopOf(l, s - 1)
 
-LogTop(r) == TopOf(log[r], MaxSlot)
+\* A log slot is filled only by a step whose item names the slot (ClientWrite, a
+\* change, Phase2a, Phase2b), so no slot above the highest slot the items up to
+\* this window's last name (TopFrom, computed by the runner) is filled in any state
+\* of the window, and the search may start there rather than at MaxSlot, which
+\* is the whole trace's: an early window of a long trace would otherwise search
+\* down through every slot the trace will ever use, at every step.
+ASSUME TopFrom \in 0..MaxSlot
+LogTop(r) == TopOf(log[r], TopFrom)
 
 (***************************************************************************)
 (* d units of real time pass and the clocks end at offsets off.  This is  *)
@@ -160,7 +168,7 @@ PostOK(e) ==
     "post" \in DOMAIN e =>
         \E r \in {e.rep}, q \in {e.post} :
             /\ ballot'[r] = q.bal /\ role'[r] = q.role
-            /\ TopOf(log'[r], MaxSlot) = q.top
+            /\ TopOf(log'[r], TopFrom) = q.top
             /\ Len(applied'[r]) = q.applied
             /\ q.lease => HoldsLease(r)'
 

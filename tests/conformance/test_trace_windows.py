@@ -9,7 +9,14 @@ import orjson
 import pytest
 
 from conformance.trace_loader import load_trace_dir, member_kinds
-from conformance.trace_validation import SPECS, Items, TimingConfig, build_items, render
+from conformance.trace_validation import (
+    SPECS,
+    Items,
+    TimingConfig,
+    build_items,
+    render,
+    top_from,
+)
 from conformance.trace_windows import killed_in, validate_windowed, window_bounds
 from reference.cluster import SimConfig
 from reference.simulate import run_simulation
@@ -58,6 +65,20 @@ def test_a_replica_killed_in_an_earlier_window_stays_dead() -> None:
     assert "TVInit == TraceInitAt(TVStart)" in tla and "TraceEnd" in tla
     first, _ = render(items, timing, "M")
     assert "TVInit == TraceInit\n" in first and "TVKilledBefore == {}" in first
+
+
+def test_the_log_search_starts_at_the_highest_slot_an_item_names() -> None:
+    """TopFrom: slots are filled only by items naming them (s, or a 2b's m.slot); a
+    replica named s (LeaseRelinquish's successor) is no slot."""
+    items = Items([{"kind": "act", "action": "ClientWrite", "rep": "r1", "s": 7},
+                   {"kind": "act", "action": "Phase2b", "rep": "r2", "m": {"slot": 9}},
+                   {"kind": "act", "action": "LeaseRelinquish", "rep": "r1", "s": "r2"}],
+                  [None, None, None], ["r1", "r2"], {}, [], [], {}, 1, 20)
+    assert top_from(items) == 9
+    timing = TimingConfig(1000, 200, 50, 100)
+    assert "TopFrom = 9\n" in render(items, timing, "M")[1]
+    assert "TopFrom = 12\n" in render(items, timing, "M", top_floor=12)[1]
+    assert "TopFrom = 20\n" in render(items, timing, "M", top_floor=99)[1]
 
 
 @pytest.fixture(scope="module")
