@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv check-models check-models-ci check-models-extended simulate samples plots gray-deploy-table bench bench-replay mutation-matrix deep test lint typecheck pytest clean
+.PHONY: venv check-models check-models-ci check-models-extended simulate samples plots gray-deploy-table bench bench-replay bench-tlc-windows fleet-sweep mutation-matrix deep test lint typecheck pytest clean
 
 venv: $(STAMP)
 
@@ -70,6 +70,16 @@ bench: $(STAMP)
 # Fleet replay: events/s of parse alone and parse + monitor, peak RSS (a figure to read).
 bench-replay: $(STAMP)
 	$(BIN)/python benchmarks/bench_replay.py
+
+# TLC trace validation in windows, by trace length, and a violation placed at event
+# 9,000 of a 10,000-event trace (a figure to read; about 10 minutes idle).
+bench-tlc-windows: $(STAMP)
+	$(BIN)/python benchmarks/bench_tlc_windows.py
+
+# Correct fleets under every fault schedule (20 seeds) must replay with no certain
+# violation; about 2 minutes.
+fleet-sweep: $(STAMP)
+	$(BIN)/python benchmarks/fleet_sweep.py --runs 20
 
 # Which checking layer catches which seeded bug (build/mutation-matrix.json); about 4
 # minutes. Fails if a seeded bug is caught by fewer than two layers, or the correct
