@@ -21,6 +21,7 @@ from conformance.manifest import ManifestError, load_manifest
 from conformance.tlc_runner import ToolchainError
 from reference.cluster import FAULT_SCHEDULES, SimConfig
 from reference.healing import HealConfig
+from reference.network import NetworkConfig
 from reference.node import NodeConfig
 from reference.simulate import render_summary, run_simulation
 from reference.workload import WorkloadConfig
@@ -185,13 +186,17 @@ def check_models_cmd(model_set: str, models: tuple[str, ...], manifest: Path, ou
 @click.option("--handoff/--no-handoff", default=True, show_default=True,
               help="Lease handoff: a leader relinquishes its lease to a successor before a "
                    "deployment restarts it (--faults deploy).")
+@click.option("--late-messages", type=click.FloatRange(0, 1), default=0.0, show_default=True,
+              help="Probability that a message is held back longer than an election "
+                   "timeout (and the lease margin): 1 to 2.5 election timeouts more. "
+                   "Combines with any --faults.")
 @click.option("--plot/--no-plot", default=True, show_default=True,
               help="Write timeline.png: roles, leases, faults and availability over time.")
 def simulate_cmd(seed: int, out: Path, replicas: int, duration: int, faults: str, clients: int,
                  read_fraction: float, consistent_fraction: float, keys: int, value_size: int,
                  think: int, availability_interval: int | None, copy_bandwidth: int,
                  unhealthy_after: int, storage_only: bool, peer_confirm: bool, handoff: bool,
-                 plot: bool) -> None:
+                 late_messages: float, plot: bool) -> None:
     """Run a simulated replication group and write its traces, history and summary."""
     from conformance.lease_theorem import require_lease_safety  # here: only simulate needs z3
 
@@ -200,6 +205,7 @@ def simulate_cmd(seed: int, out: Path, replicas: int, duration: int, faults: str
     try:
         cfg = SimConfig(seed=seed, replicas=replicas, clients=clients, duration_us=duration,
                         faults=faults, peer_confirm=peer_confirm, handoff=handoff,
+                        network=NetworkConfig(late_prob=late_messages),
                         node=NodeConfig(heal=heal), workload=WorkloadConfig(
                             keys=keys, value_size=value_size, read_fraction=read_fraction,
                             consistent_fraction=consistent_fraction, think_us=think))
@@ -249,10 +255,16 @@ def simulate_cmd(seed: int, out: Path, replicas: int, duration: int, faults: str
 @click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path),
               default=Path("build/replay-report.json"), show_default=True,
               help="Fleet directory: where the per-group verdicts are written.")
+@click.option("--spill-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              show_default="the system's temporary directory; with --scheduler, the fleet "
+                           "directory",
+              help="Fleet directory: where the route pass writes each check task's lines "
+                   "(about 330 bytes per event, removed at the end; every worker must "
+                   "reach it).")
 @click.pass_context
 def replay_cmd(ctx: click.Context, directory: Path, tlc: bool, tlc_max_events: int | None,
                tlc_window: int, partial_ok: bool, workers: int | None, scheduler: str | None,
-               report_path: Path) -> None:
+               report_path: Path, spill_dir: Path | None) -> None:
     """Check a `dynaspec simulate` output: monitor, linearizability, Z3 leases [, TLC];
     or every group of a fleet directory (fleet.json, format 4).
 
@@ -277,10 +289,11 @@ def replay_cmd(ctx: click.Context, directory: Path, tlc: bool, tlc_max_events: i
     if is_fleet_dir(directory):
         if tlc:
             raise click.UsageError("--tlc checks a single simulated group, not a fleet")
-        _replay_fleet(directory, workers, scheduler, report_path, partial_ok, console)
-    if workers is not None or scheduler is not None:
-        raise click.UsageError("--workers and --scheduler are for a fleet directory "
-                               "(fleet.json)")
+        _replay_fleet(directory, workers, scheduler, report_path, partial_ok, console,
+                      spill_dir)
+    if workers is not None or scheduler is not None or spill_dir is not None:
+        raise click.UsageError("--workers, --scheduler and --spill-dir are for a fleet "
+                               "directory (fleet.json)")
     try:
         with Progress(TextColumn("{task.description:<16}"), BarColumn(),
                       TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
@@ -318,23 +331,24 @@ def replay_cmd(ctx: click.Context, directory: Path, tlc: bool, tlc_max_events: i
 
 
 def _replay_fleet(directory: Path, workers: int | None, scheduler: str | None,
-                  report_path: Path, partial_ok: bool, console: Console) -> NoReturn:
+                  report_path: Path, partial_ok: bool, console: Console,
+                  spill_dir: Path | None = None) -> NoReturn:
     """The fleet path of ``replay``: check, write the report, print the summary, exit."""
     from conformance.fleet_replay import replay_fleet
     from conformance.fleet_report import exit_code, render, report_json, write_report
 
     try:
-        with Progress(TextColumn("checking groups"), BarColumn(),
+        with Progress(TextColumn("fleet replay"), BarColumn(),
                       TextColumn("{task.description}"), TimeElapsedColumn(),
                       console=console, transient=True,
                       disable=not console.is_terminal) as bar:
             task = bar.add_task("", total=None)
 
-            def tick(groups: int, events: int, total: int) -> None:
-                bar.update(task, description=f"{groups} groups done, {events:,} events")
+            def tick(status: str) -> None:
+                bar.update(task, description=status)
 
             result = replay_fleet(directory, workers=workers, scheduler=scheduler,
-                                  progress=tick)
+                                  progress=tick, spill_dir=spill_dir)
     except InputError as exc:
         _fail(str(exc))
     except OSError as exc:

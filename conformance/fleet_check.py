@@ -239,7 +239,7 @@ def _check_history(v: GroupVerdict, h: GroupHistory | None) -> None:
 
 def _borderline_reads(v: GroupVerdict, h: GroupHistory, settled: set[Any]) -> None:
     """Keys linearizable on widened windows but not in their narrowest world (every
-    window narrowed by twice ``err_bound``: each precedence some world has, that one has)
+    window narrowed by twice its ``err``: each precedence some world has, that one has)
     go to Z3 over the routers' clocks (conformance/fleet_z3.py, "Strong reads"). Only a
     key where narrowing adds a precedence is checked again (``_narrowing_matters``)."""
     from conformance.linearizability import check_history
@@ -247,7 +247,11 @@ def _borderline_reads(v: GroupVerdict, h: GroupHistory, settled: set[Any]) -> No
     by_key: dict[Any, list[Any]] = {}
     for r in h.records:
         by_key.setdefault(r.key, []).append(r)
-    again = [narrowed(r, v.err_bound) for k, rs in by_key.items()
+    # Each record narrowed by its own router's err where known (its narrowest world
+    # exactly); by the fleet's bound otherwise (narrower than any world: still sound,
+    # but flags more keys for Z3).
+    err = {rid: e for rid, (_, e) in h.origin.items()}
+    again = [narrowed(r, err.get(r.id, v.err_bound)) for k, rs in by_key.items()
              if k not in settled and _narrowing_matters(rs, v.err_bound) for r in rs]
     if not again:
         return
@@ -255,7 +259,7 @@ def _borderline_reads(v: GroupVerdict, h: GroupHistory, settled: set[Any]) -> No
     flagged = {x.key: x.history for x in narrow.violations}
     if not flagged:
         return
-    found, warned = decide_reads(h.records, h.line_of, flagged, v.z3)
+    found, warned = decide_reads(h.records, h.line_of, flagged, v.z3, h.origin)
     v.violations += found
     v.warnings += warned
 

@@ -299,7 +299,12 @@ class NodeLine:
 def read_node(spec: FleetSpec, node: str, paths: list[Path]) -> Iterator[NodeLine]:
     """One node's lines, every segment in order, checked (module docstring)."""
     prev_seq, prev_lo, prev_clock, prev_err = 0, -(1 << 62), None, 0
-    groups, hosted = spec.groups, set(spec.groups_on(node))
+    prev_floor = float("-inf")  # prev_clock - prev_err (none before the first line)
+    # (group, replica) of every replica fleet.json places on this node: one lookup for
+    # the line's group and replica (``_line_problem`` tells which is wrong).
+    placed = {(g, r) for g in spec.groups_on(node)
+              for r, n in spec.groups[g].nodes.items() if n == node}
+    decode = _HEADER.decode
     ln = 0
     for k, path in enumerate(paths):
         source = str(path)
@@ -311,50 +316,56 @@ def read_node(spec: FleetSpec, node: str, paths: list[Path]) -> Iterator[NodeLin
             if not line.endswith(b"\n"):
                 raise TraceInputError(f"{source}:{ln}: last line is cut short (no newline)")
             try:
-                h = _HEADER.decode(line)
+                h = decode(line)
             except msgspec.MsgspecError as exc:
                 raise TraceInputError(f"{source}:{ln}: {one_line(_header_problem(line, exc))}") \
                     from None
             except UnicodeDecodeError as exc:
                 raise TraceInputError(f"{source}:{ln}: not UTF-8: {exc.reason}") from None
-            if h.v != FLEET_FORMAT:
-                raise TraceInputError(f"{source}:{ln}: unsupported trace format version "
-                                      f"{h.v!r} in a fleet directory (this reader knows "
-                                      f"{FLEET_FORMAT})")
-            if h.node != node:
-                raise TraceInputError(f"{source}:{ln}: event of node {h.node!r} in "
-                                      f"{node}'s file")
-            if h.seq != prev_seq + 1:
-                what = ("lines lost (a segment cut short or missing?)" if h.seq > prev_seq + 1
-                        else "out of order")
-                raise TraceInputError(f"{source}:{ln}: seq {h.seq} follows {prev_seq}: {what}")
-            if h.err < 0:
-                raise TraceInputError(f"{source}:{ln}: negative clock error bound {h.err}")
-            if prev_clock is not None and h.clock + h.err < prev_clock - prev_err:
-                raise TraceInputError(
-                    f"{source}:{ln}: clock runs backwards beyond its bound: {h.clock} +- "
-                    f"{h.err}us is wholly before the line before it ({prev_clock} +- "
-                    f"{prev_err}us)")
-            g = groups.get(h.group)
-            if g is None:
-                raise TraceInputError(f"{source}:{ln}: group {h.group!r} is not in "
-                                      f"{spec.directory / 'fleet.json'}")
-            if h.group not in hosted or g.nodes.get(h.replica) != node:
-                on = g.nodes.get(h.replica)
-                why = (f"not a replica of {h.group} ({', '.join(g.kinds)})" if on is None
-                       else f"hosted on {on}, not {node}")
-                raise TraceInputError(f"{source}:{ln}: replica {h.replica!r} of group "
-                                      f"{h.group} is {why} in fleet.json")
-            lo = h.clock - h.err
+            clock, err = h.clock, h.err
+            if h.seq != prev_seq + 1 or err < 0 or clock + err < prev_floor \
+                    or h.v != FLEET_FORMAT or h.node != node \
+                    or (h.group, h.replica) not in placed:
+                why = _line_problem(spec, node, h, prev_seq, prev_clock, prev_err)
+                raise TraceInputError(f"{source}:{ln}: {why}")
+            lo = clock - err
             if lo < prev_lo:
                 lo = prev_lo
-            prev_seq, prev_lo, prev_clock, prev_err = h.seq, lo, h.clock, h.err
-            yield NodeLine(h, line, source, ln, lo, h.clock + h.err)
+            prev_seq, prev_lo, prev_clock, prev_err = h.seq, lo, clock, err
+            prev_floor = clock - err
+            yield NodeLine(h, line, source, ln, lo, clock + err)
     want = spec.node_lines.get(node)
     if want is not None and prev_seq != want:
         last = paths[-1] if paths else spec.directory / f"trace-{node}.1.jsonl"
         raise TraceInputError(f"{last}:{ln}: {node} wrote {prev_seq} lines, but fleet.json "
                               f"says {want}: a lost last segment, or lines cut off its end")
+
+
+def _line_problem(spec: FleetSpec, node: str, h: Header, prev_seq: int,
+                  prev_clock: int | None, prev_err: int) -> str:
+    """Why a line of ``node``'s file fails the per-node checks (the first that fails, in
+    this order), after a line of ``prev_seq``, ``prev_clock`` and ``prev_err``."""
+    if h.v != FLEET_FORMAT:
+        return (f"unsupported trace format version {h.v!r} in a fleet directory (this reader "
+                f"knows {FLEET_FORMAT})")
+    if h.node != node:
+        return f"event of node {h.node!r} in {node}'s file"
+    if h.seq != prev_seq + 1:
+        what = ("lines lost (a segment cut short or missing?)" if h.seq > prev_seq + 1
+                else "out of order")
+        return f"seq {h.seq} follows {prev_seq}: {what}"
+    if h.err < 0:
+        return f"negative clock error bound {h.err}"
+    if prev_clock is not None and h.clock + h.err < prev_clock - prev_err:
+        return (f"clock runs backwards beyond its bound: {h.clock} +- {h.err}us is wholly "
+                f"before the line before it ({prev_clock} +- {prev_err}us)")
+    g = spec.groups.get(h.group)
+    if g is None:
+        return f"group {h.group!r} is not in {spec.directory / 'fleet.json'}"
+    on = g.nodes.get(h.replica)
+    why = (f"not a replica of {h.group} ({', '.join(g.kinds)})" if on is None
+           else f"hosted on {on}, not {node}")
+    return f"replica {h.replica!r} of group {h.group} is {why} in fleet.json"
 
 
 def decode_event(nl: NodeLine) -> Any:

@@ -220,13 +220,12 @@ class Sequencer:
         """``push`` and ``drain``; with nothing queued (the common case) a ready event goes
         straight to the monitor."""
         if not self.queued:
-            h = _Head(ev, action, nl)
-            if self.ready(h):
+            if self._ready(ev, action):
                 if action == "Suspect":
                     self.suspects[ev.replica] = self.suspects.get(ev.replica, 0) + 1
                 self.emit(ev, nl)
                 return
-            self.q[node].append(h)
+            self.q[node].append(_Head(ev, action, nl))
             self.queued = 1
             self.drain()
             return
@@ -234,15 +233,17 @@ class Sequencer:
         self.drain()
 
     def ready(self, h: _Head) -> bool:
-        ev = h.ev
+        return self._ready(h.ev, h.action)
+
+    def _ready(self, ev: Any, action: str) -> bool:
         rep = self.mon.r.get(ev.replica)
         if rep is None:
             return True  # the monitor refuses it
-        pred = _READY.get(h.action)
+        pred = _READY.get(action)
         if pred is not None and not pred(self, ev, rep, ev.args, ev.clock):
             return False
         post = getattr(ev, "post", None)
-        if post is not None and post.lease and h.action not in _NO_POST_LEASE \
+        if post is not None and post.lease and action not in _NO_POST_LEASE \
                 and rep.role == "leader" and pred is not _leased:
             return bool(self.mon.holds_lease(ev.replica, ev.clock)
                         or ev.clock < rep.wait_until)

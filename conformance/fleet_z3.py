@@ -605,10 +605,20 @@ class RouterOp:
         return self.complete != -1 and self.rec.status not in (None, "timeout")
 
 
-def router_ops(recs: list[HistoryRecord], line_of: dict[str, str]) -> list[RouterOp]:
-    """The records' lines read back from their routers' segments (for ``err`` and the
-    unwidened readings: a few keys' records, never a whole history)."""
+def router_ops(recs: list[HistoryRecord], line_of: dict[str, str],
+               origin: dict[str, tuple[str, int]] | None = None) -> list[RouterOp]:
+    """The records as their routers logged them: from ``origin`` (request id -> router,
+    ``err``: the widened window less ``err`` is the router's reading), or else read back
+    from their routers' segments (a few keys' records, never a whole history)."""
     from conformance.fleet_input import segment_lines
+
+    if origin is not None and all(r.id in origin for r in recs):
+        got = []
+        for r in recs:
+            router, err = origin[r.id]
+            got.append(RouterOp(r, line_of[r.id], router, r.invoke_us + err,
+                                r.complete_us - err if r.complete_us != -1 else -1, err))
+        return got
 
     want: dict[str, dict[int, HistoryRecord]] = {}
     for r in recs:
@@ -831,7 +841,8 @@ def decide_read_key(ops: list[RouterOp], hint: list[HistoryRecord],
 
 
 def decide_reads(records: list[HistoryRecord], line_of: dict[str, str],
-                 flagged: dict[Any, list[HistoryRecord]], stats: Z3Stats
+                 flagged: dict[Any, list[HistoryRecord]], stats: Z3Stats,
+                 origin: dict[str, tuple[str, int]] | None = None
                  ) -> tuple[list[str], list[str]]:
     """(violations, warnings) for the keys ``flagged`` (key -> the narrowest world's
     violating sub-history); counts in ``stats``."""
@@ -857,7 +868,7 @@ def decide_reads(records: list[HistoryRecord], line_of: dict[str, str],
                             f"of {READ_MAX_OPS})")
             continue
         try:
-            ops = router_ops(recs, line_of)
+            ops = router_ops(recs, line_of, origin)
         except (ValueError, KeyError, OSError, orjson.JSONDecodeError) as exc:
             stats.read_undecided += 1
             warnings.append(f"{head}: Linearizability: possibly not linearizable (not "

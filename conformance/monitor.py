@@ -101,15 +101,18 @@ over-approximation, so a violation is real.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+import zlib
+from array import array
+from bisect import bisect_right
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from itertools import combinations
-from typing import Any
+from typing import Any, overload
 
 import orjson
 
 from conformance.monitor_gray import GrayRules
-from conformance.monitor_steps import StepRules
+from conformance.monitor_steps import SlotSet, StepRules
 from reference.actions import TRACED
 from reference.trace import log_digest
 from reference.trace_events import ACTION_OF, EVENT_TYPES, PROD_EVENT_TYPES, Change, Cmd
@@ -120,9 +123,495 @@ Config = dict[str, str]  # replica id -> "storage" | "log" | "none"
 Members = frozenset[str]
 
 KINDS = ("storage", "log", "none")
+SETTLE_BATCH = 64
+"""Chosen slots settled at a time (``Monitor._settle``)."""
+SETTLE_LAG = 256
+"""How far behind the chosen prefix the settled slots may be, at most."""
+SETTLE_EVERY = 16
+"""Steps between looks at the watermark (``Monitor._settle``)."""
 MISSING = "<missing slot>"
 """What a replica's applied sequence holds at a slot a snapshot claimed but its source
 had not applied (never a request id)."""
+
+
+# --- settled slots -----------------------------------------------------------------------
+#
+# Memory. Without checkpoints a replica's log, and so the monitor's copy of it, only grows
+# (the spec's too), and any later step may read any slot of it: a restart's digest covers
+# the whole log, an election recovers it, a late 2b or a lagging replica's Apply reads
+# its slot. So each slot costs something for good; the monitor makes that little once
+# the slot is *settled*: chosen (its command can never change: ``_check_chosen``) and at
+# or below the archive's top (``Monitor._settle`` says when a slot settles). A settled
+# slot's command, and one op (zlib-compressed), are kept once (``_Archive``); every
+# structure indexed by slot keeps, for a settled slot, only how it differs from that: a
+# replica's log entry that holds the settled command is its ballot, in runs of equal
+# ballots (``_Log``, ``_Runs``); a ballot's proposal of it, its chosen (slot, command)
+# pair, a 2a that carried it, a commit, an acknowledgement are a slot in a run of slots
+# (``_SlotMap``, ``_PairSet``, ``SlotSet``); what a replica applied is the settled
+# commands (``_Applied``); which ids are acknowledged, and which each replica applied,
+# are bits of one dict entry per id (``_RidSet``). Anything else (another command,
+# another op) is kept as it was, in a dict: these are changes of representation, and
+# each structure answers every read exactly as the dict, list or set it replaces did
+# (tests/conformance/test_monitor_settle.py compares the two on correct runs and seeded
+# bugs). The one thing dropped is the votes of a slot its ballot chose and committed, or
+# of a dead ballot (``Monitor._settle`` says why no check of a correct run reads them).
+# What is left per slot: its request id (a str, shared by every structure), about 40
+# bytes of compressed op, and a few bytes of runs and bits; before, about 3 KB.
+
+_NONE = -(1 << 63)
+"""A ``_Log`` ballot slot: no entry."""
+_ODD = _NONE + 1
+"""A ``_Log`` ballot slot: the entry is in ``_Log.odd`` (not the settled command and op)."""
+
+
+class _Archive:
+    """The settled slots 1..top: each one's command (chosen) and the op bytes of one
+    proposal of it (``Monitor._settle`` says which). The ops are the bulk (a write's
+    item); read only at a restart's digest and when a settled slot is written again, they
+    are kept zlib-compressed, ``OPS_CHUNK`` slots to a chunk (the latest one plain)."""
+
+    __slots__ = ("_cache", "_chunks", "_ends", "_pending", "cmd")
+
+    OPS_CHUNK = 256
+
+    def __init__(self) -> None:
+        self.cmd: list[CmdId] = []
+        self._chunks: list[bytes] = []
+        self._ends: list[array[int]] = []
+        """Per chunk: where each op of the decompressed chunk ends."""
+        self._pending: list[bytes] = []
+        self._cache: tuple[int, bytes] = (-1, b"")
+
+    @property
+    def top(self) -> int:
+        return len(self.cmd)
+
+    def add(self, c: CmdId, op: bytes) -> None:
+        self.cmd.append(c)
+        self._pending.append(op)
+        if len(self._pending) == self.OPS_CHUNK:
+            ends = array("I")
+            n = 0
+            for x in self._pending:
+                n += len(x)
+                ends.append(n)
+            self._chunks.append(zlib.compress(b"".join(self._pending), 1))
+            self._ends.append(ends)
+            self._pending = []
+
+    def op(self, s: int) -> bytes:
+        """Settled slot s's op."""
+        k, i = divmod(s - 1, self.OPS_CHUNK)
+        if k == len(self._chunks):
+            return self._pending[i]
+        if self._cache[0] != k:
+            self._cache = (k, zlib.decompress(self._chunks[k]))
+        ends = self._ends[k]
+        return self._cache[1][ends[i - 1] if i else 0:ends[i]]
+
+
+class _RidSet:
+    """A set of request ids kept as one bit (``mask``) of their entry in ``bits``, which
+    the monitor's id sets share (the acknowledged writes and changes, and what each
+    replica applied): one dict entry per id, not an entry in each of several sets."""
+
+    __slots__ = ("bits", "mask", "n")
+
+    def __init__(self, bits: dict[str, int], mask: int) -> None:
+        self.bits = bits
+        self.mask = mask
+        self.n = 0
+
+    def __contains__(self, c: object) -> bool:
+        return isinstance(c, str) and bool(self.bits.get(c, 0) & self.mask)
+
+    def add(self, c: str) -> None:
+        v = self.bits.get(c, 0)
+        if not v & self.mask:
+            self.bits[c] = v | self.mask
+            self.n += 1
+
+    def clear(self) -> None:
+        bits, mask = self.bits, self.mask
+        for c in [c for c, v in bits.items() if v & mask]:
+            bits[c] &= ~mask
+        self.n = 0
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self) -> Iterator[str]:
+        mask = self.mask
+        return iter([c for c, v in self.bits.items() if v & mask])
+
+
+class _Applied:
+    """A replica's applied sequence (the spec's ``applied[r]``: index s-1 -> the command
+    applied at slot s), as a list reads. The first ``k`` entries are folded: each is the
+    settled command of its slot, or in ``odd``; the rest are the list ``rest``."""
+
+    __slots__ = ("arch", "k", "odd", "rest")
+
+    def __init__(self, arch: _Archive, items: Iterable[CmdId] = ()) -> None:
+        self.arch = arch
+        self.k = 0
+        self.odd: dict[int, CmdId] = {}
+        self.rest: list[CmdId] = list(items)
+
+    def __len__(self) -> int:
+        return self.k + len(self.rest)
+
+    def _at(self, i: int) -> CmdId:
+        if i >= self.k:
+            return self.rest[i - self.k]
+        return self.odd[i] if i in self.odd else self.arch.cmd[i]
+
+    @overload
+    def __getitem__(self, i: int) -> CmdId: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[CmdId]: ...
+    def __getitem__(self, i: int | slice) -> CmdId | list[CmdId]:
+        n = len(self)
+        if isinstance(i, slice):
+            return [self._at(j) for j in range(*i.indices(n))]
+        if i < 0:
+            i += n
+        if not 0 <= i < n:
+            raise IndexError(i)
+        return self._at(i)
+
+    def __iter__(self) -> Iterator[CmdId]:
+        return (self._at(i) for i in range(len(self)))
+
+    def __eq__(self, other: object) -> bool:
+        return list(self) == (list(other) if isinstance(other, _Applied) else other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def append(self, c: CmdId) -> None:
+        self.rest.append(c)
+
+    def fold(self, top: int) -> None:
+        """Fold the entries of settled slots (up to ``top``)."""
+        n = min(top, len(self)) - self.k
+        if n <= 0:
+            return
+        cmd, rest, k = self.arch.cmd, self.rest, self.k
+        for j in range(n):
+            c = rest[j]
+            if c is not cmd[k + j] and c != cmd[k + j]:
+                self.odd[k + j] = c
+        del rest[:n]
+        self.k = k + n
+
+
+class _Runs:
+    """A list of ints (ballots) that come in long runs of one value: each run is its first
+    index (``starts``) and value (``vals``)."""
+
+    __slots__ = ("n", "starts", "vals")
+
+    def __init__(self) -> None:
+        self.starts: list[int] = []
+        self.vals: list[int] = []
+        self.n = 0
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int) -> int:
+        return self.vals[bisect_right(self.starts, i) - 1]
+
+    def append(self, v: int) -> None:
+        if not self.vals or self.vals[-1] != v:
+            self.starts.append(self.n)
+            self.vals.append(v)
+        self.n += 1
+
+    def __setitem__(self, i: int, v: int) -> None:
+        starts, vals = self.starts, self.vals
+        j = bisect_right(starts, i) - 1
+        old = vals[j]
+        if old == v:
+            return
+        end = starts[j + 1] if j + 1 < len(starts) else self.n
+        # Run j becomes [start, i) of old, [i] of v, (i, end) of old; then equal
+        # neighbours of the new run merge.
+        new_s, new_v = [i], [v]
+        k = j
+        if starts[j] < i:
+            new_s.insert(0, starts[j])
+            new_v.insert(0, old)
+            k += 1
+        if i + 1 < end:
+            new_s.append(i + 1)
+            new_v.append(old)
+        starts[j:j + 1] = new_s
+        vals[j:j + 1] = new_v
+        if k + 1 < len(vals) and vals[k + 1] == v:
+            del starts[k + 1], vals[k + 1]
+        if k > 0 and vals[k - 1] == v:
+            del starts[k], vals[k]
+
+    def runs(self, lo: int = 0) -> Iterator[tuple[int, int, int]]:
+        """(first, end, value) of each run, from index ``lo`` on (clipped)."""
+        starts, vals, n = self.starts, self.vals, self.n
+        for j in range(max(0, bisect_right(starts, lo) - 1), len(starts)):
+            end = starts[j + 1] if j + 1 < len(starts) else n
+            if end > lo:
+                yield max(starts[j], lo), end, vals[j]
+
+    def copy(self) -> _Runs:
+        out = _Runs()
+        out.starts, out.vals, out.n = list(self.starts), list(self.vals), self.n
+        return out
+
+
+class _Log:
+    """A replica's log (the spec's ``log[r]``: slot -> (ballot, command)) and each
+    entry's op bytes (for the restart digest). Slot s up to ``len(bal)`` (settled) keeps,
+    in ``bal[s - 1]``, its entry's ballot if the entry is the settled command with the
+    settled op (``_NONE``: no entry; ``_ODD``: the entry is in ``odd``); a later slot is in
+    ``tail``. A phase-1 report's copy (``snapshot``) hides the slots up to its checkpoint,
+    ``floor``."""
+
+    __slots__ = ("arch", "bal", "floor", "odd", "ops", "tail")
+
+    def __init__(self, arch: _Archive) -> None:
+        self.arch = arch
+        self.bal = _Runs()
+        self.odd: dict[int, tuple[int, CmdId, bytes]] = {}
+        self.tail: dict[int, tuple[int, CmdId]] = {}
+        self.ops: dict[int, bytes] = {}
+        self.floor: int | None = None
+
+    def get(self, s: int, default: Any = None) -> Any:
+        if self.floor is not None and s <= self.floor:
+            return default
+        if s > len(self.bal) or s <= 0:
+            return self.tail.get(s, default)
+        b = self.bal[s - 1]
+        if b == _NONE:
+            return default
+        if b == _ODD:
+            e = self.odd[s]
+            return (e[0], e[1])
+        return (b, self.arch.cmd[s - 1])
+
+    def op(self, s: int) -> bytes:
+        if s > len(self.bal) or s <= 0:
+            return self.ops.get(s, b"")
+        b = self.bal[s - 1]
+        if b == _ODD:
+            return self.odd[s][2]
+        return b"" if b == _NONE else self.arch.op(s)
+
+    def put(self, s: int, b: int, c: CmdId, op: bytes) -> None:
+        if s > len(self.bal) or s <= 0:
+            self.tail[s] = (b, c)
+            self.ops[s] = op
+        else:
+            self._fold(s, b, c, op)
+
+    def _fold(self, s: int, b: int, c: CmdId, op: bytes) -> None:
+        """Entry (b, c, op) at settled slot s (s <= len(bal))."""
+        arch = self.arch
+        if c == arch.cmd[s - 1] and op == arch.op(s) and b not in (_NONE, _ODD):
+            self.bal[s - 1] = b
+            self.odd.pop(s, None)
+        else:
+            self.bal[s - 1] = _ODD
+            self.odd[s] = (b, c, op)
+
+    def settle(self, s: int) -> None:
+        """Slot s (the next one) settles: its entry moves from ``tail`` to ``bal``."""
+        e = self.tail.pop(s, None)
+        op = self.ops.pop(s, b"")
+        self.bal.append(_NONE)
+        if e is not None:
+            self._fold(s, e[0], e[1], op)
+
+    def entries(self, above: int | None = None) -> Iterator[tuple[int, int, CmdId]]:
+        """(slot, ballot, command) of every entry above slot ``above`` (and ``floor``), in
+        slot order."""
+        cut = max((x for x in (above, self.floor) if x is not None), default=None)
+        tail = self.tail
+        low = sorted(s for s in tail if s <= 0 and (cut is None or s > cut))
+        for s in low:
+            yield s, tail[s][0], tail[s][1]
+        cmd, odd = self.arch.cmd, self.odd
+        for first, end, b in self.bal.runs(max(cut or 0, 0)):
+            if b == _ODD:
+                for i in range(first, end):
+                    e = odd[i + 1]
+                    yield i + 1, e[0], e[1]
+            elif b != _NONE:
+                for i in range(first, end):
+                    yield i + 1, b, cmd[i]
+        for s in sorted(s for s in tail if s > 0 and (cut is None or s > cut)):
+            yield s, tail[s][0], tail[s][1]
+
+    def top(self) -> int | None:
+        """The highest slot with an entry (None: no entry)."""
+        shown = [x for x in self.tail if self.floor is None or x > self.floor]
+        high = max(shown, default=None)
+        if high is not None and high > len(self.bal):
+            return high
+        last = None
+        for _, end, b in self.bal.runs(max(self.floor or 0, 0)):
+            if b != _NONE:
+                last = end  # (the run's last index is end - 1: slot end)
+        return last if last is not None else high
+
+    def count(self, lo: int, hi: int) -> int:
+        """Entries at slots lo < s <= hi."""
+        n = 0
+        for s, _, _ in self.entries(lo):
+            if s > hi:
+                break
+            n += 1
+        return n
+
+    def snapshot(self, floor: int) -> _Log:
+        """A copy of the entries above ``floor`` (a phase-1 report: the log above its
+        checkpoint, as it was when it promised; without the ops, which no report uses)."""
+        out = _Log(self.arch)
+        out.bal = self.bal.copy()
+        out.odd = dict(self.odd)
+        out.tail = dict(self.tail)
+        out.floor = floor if self.floor is None else max(floor, self.floor)
+        return out
+
+
+class _Chosen:
+    """Slot -> (command, the ballot it was first chosen in): the settled slots' commands
+    are the archive's, their ballots in ``bal``; the others in ``d``."""
+
+    __slots__ = ("arch", "bal", "d")
+
+    def __init__(self, arch: _Archive) -> None:
+        self.arch = arch
+        self.bal = _Runs()
+        self.d: dict[int, tuple[CmdId, int]] = {}
+
+    def get(self, s: int, default: Any = None) -> Any:
+        v = self.d.get(s)
+        if v is not None:
+            return v
+        if 0 < s <= len(self.bal):
+            return (self.arch.cmd[s - 1], self.bal[s - 1])
+        return default
+
+    def __getitem__(self, s: int) -> tuple[CmdId, int]:
+        v = self.get(s)
+        if v is None:
+            raise KeyError(s)
+        out: tuple[CmdId, int] = v
+        return out
+
+    def __contains__(self, s: int) -> bool:
+        return s in self.d or 0 < s <= len(self.bal)
+
+    def __setitem__(self, s: int, v: tuple[CmdId, int]) -> None:
+        if 0 < s <= len(self.bal):  # settled: chosen once and for all (never reached)
+            raise RuntimeError(f"slot {s} is settled: its chosen command cannot change")
+        self.d[s] = v
+
+    def __len__(self) -> int:
+        return len(self.bal) + len(self.d)
+
+    def settle(self, s: int, op: bytes) -> None:
+        """Slot s (the next one) settles: its command, and ``op``, go to the archive."""
+        c, b = self.d.pop(s)
+        self.arch.add(c, op)
+        self.bal.append(b)
+
+
+class _SlotMap:
+    """Slot -> command (a ballot's proposals, its leader's recovered log, the
+    acknowledged writes): settled slots mapped to their settled command are in ``same``,
+    the rest in ``d``."""
+
+    __slots__ = ("arch", "d", "same")
+
+    def __init__(self, arch: _Archive, items: Iterable[tuple[int, CmdId]] = ()) -> None:
+        self.arch = arch
+        self.same = SlotSet()
+        self.d: dict[int, CmdId] = {}
+        for s, c in items:
+            self[s] = c
+
+    def get(self, s: int, default: Any = None) -> Any:
+        if s in self.d:
+            return self.d[s]
+        return self.arch.cmd[s - 1] if s in self.same else default
+
+    def __getitem__(self, s: int) -> CmdId:
+        if s in self.d:
+            return self.d[s]
+        if s in self.same:
+            return self.arch.cmd[s - 1]
+        raise KeyError(s)
+
+    def __contains__(self, s: int) -> bool:
+        return s in self.d or s in self.same
+
+    def __setitem__(self, s: int, c: CmdId) -> None:
+        if 0 < s <= self.arch.top:
+            if c == self.arch.cmd[s - 1]:
+                self.same.add(s)
+                self.d.pop(s, None)
+                return
+            self.same.discard(s)
+        self.d[s] = c
+
+    def __iter__(self) -> Iterator[int]:
+        """The slots, in order."""
+        return iter(sorted([*self.d, *self.same]))
+
+    def __len__(self) -> int:
+        return len(self.d) + len(self.same)
+
+    def items(self) -> Iterator[tuple[int, CmdId]]:
+        """(slot, command), in slot order."""
+        for s in self:
+            yield s, self[s]
+
+    def settle(self, s: int) -> None:
+        if s in self.d and self.d[s] == self.arch.cmd[s - 1]:
+            del self.d[s]
+            self.same.add(s)
+
+
+class _PairSet:
+    """A set of (slot, command) pairs (the spec's ChosenTriples of one ballot): pairs of a
+    settled slot and its settled command are in ``same``, the rest in ``d``."""
+
+    __slots__ = ("arch", "d", "same")
+
+    def __init__(self, arch: _Archive) -> None:
+        self.arch = arch
+        self.same = SlotSet()
+        self.d: set[tuple[int, CmdId]] = set()
+
+    def __contains__(self, pair: tuple[int, CmdId]) -> bool:
+        if pair in self.d:
+            return True
+        s = pair[0]
+        return s in self.same and pair[1] == self.arch.cmd[s - 1]
+
+    def add(self, pair: tuple[int, CmdId]) -> None:
+        s = pair[0]
+        if 0 < s <= self.arch.top and pair[1] == self.arch.cmd[s - 1]:
+            self.same.add(s)
+        else:
+            self.d.add(pair)
+
+    def settle(self, s: int) -> None:
+        pair = (s, self.arch.cmd[s - 1])
+        if pair in self.d:
+            self.d.discard(pair)
+            self.same.add(s)
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,7 +638,7 @@ class _Report:
 
     base: int
     base_cfg: Config
-    log: dict[int, tuple[int, CmdId]]
+    log: _Log
     granted: int
 
 
@@ -162,17 +651,20 @@ class _Ballot:
     """Slots 1..base were committed before the ballot (its leader does not re-propose
     them); 0 without checkpoints."""
     base_cfg: Config
-    prop: dict[int, CmdId] = field(default_factory=dict)
+    prop: _SlotMap
+    """Slot -> the command the ballot proposed there."""
+    chosen: _PairSet
+    """(slot, command) chosen in this ballot."""
+    rec: _SlotMap
+    """The leader's recovered commands above base (its proposals before it proposed):
+    every slot base+1..top of the logs it recovered (a NoOp where none had one)."""
     points: list[tuple[int, Members]] = field(default_factory=list)
     """(slot n, members through n) at base and after each proposed change, in slot order."""
     top: int = 0
     """The highest slot proposed."""
     pending: set[int] = field(default_factory=set)
     """Slots with votes in this ballot that are not (yet) chosen in it."""
-    chosen: set[tuple[int, CmdId]] = field(default_factory=set)
     leader: str | None = None
-    rec: dict[int, CmdId] = field(default_factory=dict)
-    """The leader's recovered commands above base (its proposals before it proposed)."""
     rec_changes: list[int] = field(default_factory=list)
     """The slots of ``rec`` holding configuration commands."""
     committed: int = 0
@@ -188,10 +680,9 @@ class _Replica:
     ballot: int = 0
     granted: int = 0
     role: str = "follower"
-    log: dict[int, tuple[int, CmdId]] = field(default_factory=dict)
-    ops: dict[int, bytes] = field(default_factory=dict)  # slot -> op bytes, for digests
-    applied: list[CmdId] = field(default_factory=list)
-    applied_set: set[str] = field(default_factory=set)
+    log: _Log = field(default_factory=lambda: _Log(_Archive()))  # (the monitor's archive)
+    applied: _Applied = field(default_factory=lambda: _Applied(_Archive()))  # (the monitor's)
+    applied_set: _RidSet = field(default_factory=lambda: _RidSet({}, 1))  # (the monitor's)
     applied_acked: int = 0  # how many acknowledged commands applied_set holds
     tree: bool = True  # keeps a B-tree (a storage replica, or a snapshot installed)
     base: int = 0  # checkpoint: slots 1..base are truncated from its WAL
@@ -282,22 +773,32 @@ class Monitor:
         self.lease_dur = lease_dur_us
         self.margin = lease_margin_us
         init_members = members_of(self.initial)
+        self.arch = _Archive()
+        """The settled slots' commands and ops (``_settle``)."""
+        self._rid_bits: dict[str, int] = {}
+        """Request id -> its bits in the id sets (``_RidSet``)."""
         self.r: dict[str, _Replica] = {}
-        for n, k in self.initial.items():
+        for i, (n, k) in enumerate(self.initial.items()):
             self.r[n] = _Replica(kind0=k, tree=k == "storage", base_cfg=dict(self.initial),
-                                 view=dict(self.initial), members=init_members)
+                                 view=dict(self.initial), members=init_members,
+                                 log=_Log(self.arch), applied=_Applied(self.arch),
+                                 applied_set=_RidSet(self._rid_bits, 4 << i))
         self.seq: dict[str, int] = {}
         self.votes: dict[tuple[int, int], dict[CmdId, set[str]]] = {}
-        self.chosen: dict[int, tuple[CmdId, int]] = {}  # slot -> (command, first ballot)
+        self.chosen = _Chosen(self.arch)
+        """Slot -> (command, the ballot it was first chosen in)."""
         self.ballots: dict[int, _Ballot] = {}
         self.promises: dict[int, dict[str, _Report]] = {}  # ballot -> acceptor -> report
         self.changes: dict[str, Change] = {}  # rid -> change, for every change seen
         self.named: set[str] = set()  # ids named by a change anyone proposed
         self.removed: set[str] = set()  # ids a proposed change removed
         self.killed: set[str] = set()
-        self.acked: set[str] = set()  # acknowledged (committed) client writes
-        self.acked_changes: set[str] = set()  # acknowledged configuration changes
-        self.acked_slots: dict[int, str] = {}  # slot -> acknowledged write
+        self.acked = _RidSet(self._rid_bits, 1)
+        """Acknowledged (committed) client writes."""
+        self.acked_changes = _RidSet(self._rid_bits, 2)
+        """Acknowledged configuration changes."""
+        self.acked_slots = _SlotMap(self.arch)
+        """Slot -> the acknowledged write committed there."""
         self.prefix = 0  # the chosen prefix is 1..prefix
         self.chosen_cfg: Config = dict(self.initial)
         self.chosen_members: Members = init_members
@@ -351,8 +852,7 @@ class Monitor:
         rep.members = members_of(rep.view)
 
     def _write_log(self, rep: _Replica, s: int, b: int, c: CmdId, op: bytes) -> None:
-        rep.log[s] = (b, c)
-        rep.ops[s] = op
+        rep.log.put(s, b, c, op)
         was = rep.cfg_slots.pop(s, None)
         if c is not None and c in self.changes:
             rep.cfg_slots[s] = c
@@ -421,7 +921,8 @@ class Monitor:
     def _ballot(self, b: int) -> _Ballot:
         bal = self.ballots.get(b)
         if bal is None:
-            bal = _Ballot(0, dict(self.initial))
+            arch = self.arch
+            bal = _Ballot(0, dict(self.initial), _SlotMap(arch), _PairSet(arch), _SlotMap(arch))
             bal.points = [(0, members_of(bal.base_cfg))]
             self.ballots[b] = bal
         return bal
@@ -497,13 +998,86 @@ class Monitor:
                 changed = True
         if changed:
             self.chosen_members = members_of(self.chosen_cfg)
-            for s, w in sorted(self.acked_slots.items()):
-                self._check_survives(s, w)
+            for s, w in self.acked_slots.items():
+                if w is not None:  # (never: a NoOp is not acknowledged)
+                    self._check_survives(s, w)
+
+    def _settle(self) -> None:
+        """Settle the chosen slots up to the watermark (a batch at a time).
+
+        Settling is a change of representation (the ``_Archive`` note above): any chosen
+        slot may settle, and every structure answers as before. The watermark only keeps
+        the hot slots out of it (their reads stay dict lookups): the slots every live
+        replica with a B-tree has applied, and at most ``SETTLE_LAG`` behind the chosen
+        prefix (so that a replica that is down, or has no B-tree, holds up nothing).
+
+        What settling drops: the votes of slot s in ballot b once b chose s's command, no
+        other command has votes there, and either b's leader committed s (a Commit line
+        of (b, s)) or b is dead (every replica not killed has promised a higher ballot)
+        (``_votes_dropped``). What reads them: a Commit of (b, s), the sequencer's
+        readiness of one, and the chosen-ness of (b, s) (which is kept). A correct run
+        commits (b, s) once, and only while b's leader leads b: any other Commit of it is
+        StepRules' violation ("commits ... again", "commits ... while follower ..."), and
+        only that step's quorum check is skipped (``_on_Commit``). (A replica's ballot only
+        grows but in a step that is itself a violation: Phase1a or Phase1b of a lower
+        ballot.) A late 2b vote for it changes nothing a check reads: it is not stored
+        (``_vote``)."""
+        n = self.prefix
+        top = self.arch.top
+        if n - top < SETTLE_BATCH:
+            return
+        floor = min((len(x.applied) for x in self.r.values() if x.tree and not x.killed),
+                    default=n)
+        target = max(min(n, floor), n - SETTLE_LAG)
+        if target - top < SETTLE_BATCH:
+            return
+        for s in range(top + 1, target + 1):
+            self._settle_slot(s)
+        for x in self.r.values():
+            x.applied.fold(target)
+
+    def _settle_slot(self, s: int) -> None:
+        c = self.chosen.d[s][0]
+        # The settled op: a log entry's of the chosen command (in a correct run every
+        # copy has the same op: a 2b of other bytes is StepRules' Phase2b violation). Any
+        # choice is exact: an entry with other bytes stays as it is (``_Log.odd``).
+        op = next((x.log.ops.get(s, b"") for x in self.r.values()
+                   if x.log.tail.get(s, (0, 0))[1] == c), b"")
+        self.chosen.settle(s, op)
+        for x in self.r.values():
+            x.log.settle(s)
+        for b, bal in self.ballots.items():
+            bal.prop.settle(s)
+            bal.chosen.settle(s)
+            bal.rec.settle(s)
+            self._drop_votes(b, s)
+        self.acked_slots.settle(s)
+        self.steps.settle(s)
+
+    def _drop_votes(self, b: int, s: int) -> None:
+        votes = self.votes.get((b, s))
+        if votes is not None and len(votes) == 1:
+            c = next(iter(votes))
+            if c == self.arch.cmd[s - 1] and self._votes_dropped(b, s, c):
+                del self.votes[(b, s)]
+
+    def _votes_dropped(self, b: int, s: int, c: CmdId) -> bool:
+        """The votes of settled slot s in ballot b for c are not kept (``_settle``): b
+        chose (s, c), has no other command pending there, and its leader committed s or
+        b is dead."""
+        bal = self.ballots.get(b)
+        return (bal is not None and (s, c) in bal.chosen and s not in bal.pending
+                and ((b, s) in self.steps.commits
+                     or all(x.ballot > b for x in self.r.values() if not x.killed)))
 
     def _vote(self, a: str, b: int, s: int, c: CmdId) -> None:
+        if s <= self.arch.top and (b, s) not in self.votes and self._votes_dropped(b, s, c):
+            return  # a late vote for a slot its ballot chose and committed (``_settle``)
         voters = self.votes.setdefault((b, s), {}).setdefault(c, set())
         voters.add(a)
         self._check_chosen(b, s, c, voters)
+        if s <= self.arch.top:  # (a settled slot chosen again, in a later ballot)
+            self._drop_votes(b, s)
 
     def _propose(self, r: str, b: int, s: int, c: CmdId, op: bytes = b"") -> None:
         prev = self.chosen.get(s)
@@ -517,7 +1091,7 @@ class Monitor:
         self._vote(r, b, s, c)
 
     def _is_acked(self, c: CmdId) -> bool:
-        return c is not None and (c in self.acked or c in self.acked_changes)
+        return c is not None and bool(self._rid_bits.get(c, 0) & 3)  # acked, acked_changes
 
     def _holders(self, s: int, c: str) -> set[str]:
         """Replicas whose durable log holds c at s, or whose B-tree has applied it."""
@@ -653,13 +1227,18 @@ class Monitor:
         clock = ev.clock
         # The enabling condition is judged on the state before the step; what it finds is
         # reported after what the rule finds (the property a bad step breaks comes first).
-        mark = len(self.violations)
-        self.steps.before(action, name, rep, ev.args, clock)
-        guards = self.violations[mark:]
-        del self.violations[mark:]
-        rule(name, rep, ev.args, clock)
-        self.violations += guards
-        self.steps.after(action, name, rep, ev.args, clock)
+        args = ev.args
+        violations = self.violations
+        mark = len(violations)
+        self.steps.before(action, name, rep, args, clock)
+        if len(violations) > mark:
+            guards = violations[mark:]
+            del violations[mark:]
+            rule(name, rep, args, clock)
+            violations += guards
+        else:
+            rule(name, rep, args, clock)
+        self.steps.after(action, name, rep, args, clock)
         self.gray.after_step(name, rep, getattr(ev, "post", None), clock)
         if rep.role == "leader":
             self.leaders.add(name)
@@ -672,7 +1251,9 @@ class Monitor:
             if len(believers) > 1:
                 self._fail("LeaseExclusivity", f"{' and '.join(believers)} all believe they "
                                                f"hold a lease at real time {real}us")
-        return self.violations[before:]
+        if not self.events % SETTLE_EVERY:
+            self._settle()
+        return violations[before:] if len(violations) > before else []
 
     # --- one handler per traced action -------------------------------------------------
 
@@ -697,7 +1278,7 @@ class Monitor:
         rep.ballot = b
         cand = self.r.get(a.m.src)
         if cand is None or (cand.role == "candidate" and cand.ballot == b):
-            log = {s: e for s, e in rep.log.items() if s > rep.base}
+            log = rep.log.snapshot(rep.base)
             self.promises.setdefault(b, {})[node] = _Report(rep.base, dict(rep.base_cfg), log,
                                                             rep.granted)
 
@@ -705,8 +1286,7 @@ class Monitor:
                          clock: int) -> None:
         b, quorum = a.b, set(a.Q)
         got = self.promises.pop(b, {})
-        reports = [_Report(rep.base, rep.base_cfg,
-                           {s: e for s, e in rep.log.items() if s > rep.base}, rep.granted)]
+        reports = [_Report(rep.base, rep.base_cfg, rep.log.snapshot(rep.base), rep.granted)]
         for v in sorted(quorum - {node}):
             p = got.get(v)
             if p is None:
@@ -717,7 +1297,7 @@ class Monitor:
         # Recover (over the reports' logs above the highest checkpoint N reported).
         n0 = max(p.base for p in reports)
         base_cfg = next(p.base_cfg for p in reports if p.base == n0)
-        top = max((s for p in reports for s in p.log), default=n0)
+        top = max((t for p in reports if (t := p.log.top()) is not None), default=n0)
         rec: dict[int, CmdId] = {}
         for s in range(n0 + 1, top + 1):
             best: tuple[int, CmdId] = (0, None)
@@ -755,7 +1335,8 @@ class Monitor:
                                          f"{rec.get(s)!r} at slot {s}, where acknowledged "
                                          f"write {w!r} was chosen in ballot {ch[1]}")
         bal = self._ballot(b)
-        bal.base, bal.base_cfg, bal.leader, bal.rec, bal.view = n0, dict(base_cfg), node, rec, None
+        bal.base, bal.base_cfg, bal.leader, bal.view = n0, dict(base_cfg), node, None
+        bal.rec = _SlotMap(self.arch, rec.items())
         bal.rec_changes = [s for s, c in rec.items() if self._is_change(c)]
         self._rebuild_points(bal)
         self._step_down(rep)
@@ -806,8 +1387,8 @@ class Monitor:
         if bal.committed == 0:
             self._fail("ConfigSafety", f"{node} proposes {op} {x} before committing an entry "
                                        f"of its own ballot {rep.ballot}")
-        merged = dict(bal.rec)
-        merged.update(bal.prop)
+        merged = dict(bal.rec.items())
+        merged.update(bal.prop.items())
         pending = sorted(s for s, cmd in merged.items()
                          if s > bal.base and self._is_change(cmd) and s > bal.committed)
         if pending:
@@ -895,8 +1476,11 @@ class Monitor:
         rep.tree = True
 
     def _set_applied(self, rep: _Replica, applied: list[CmdId]) -> None:
-        rep.applied = applied
-        rep.applied_set = {c for c in applied if c is not None}
+        rep.applied = _Applied(self.arch, applied)
+        rep.applied_set.clear()
+        for c in applied:
+            if c is not None:
+                rep.applied_set.add(c)
         rep.applied_acked = sum(1 for c in rep.applied_set if self._is_acked(c))
 
     def _snapshot_misses(self, node: str, src: str, slots: range, why: str) -> None:
@@ -925,14 +1509,21 @@ class Monitor:
                                      f"{unproposed[0]}")
         m = members_of(self._leader_view(bal))
         voters = self.votes.get((b, s), {}).get(c, set())
-        if not is_quorum_of(m, voters):
+        if s <= self.arch.top and (b, s) not in self.votes and self._votes_dropped(b, s, c):
+            pass  # StepRules reported this Commit (again, or not by b's leader): ``_settle``
+        elif not is_quorum_of(m, voters):
             self._fail("Durability", f"{node} commits slot {s} ({c!r}) with votes from "
                                      f"{sorted(voters)}: not a quorum of its view "
                                      f"{sorted(m)}")
         if bal.leader == node or bal.leader is None:
             bal.committed = max(bal.committed, s)
+        if s <= self.arch.top:  # (a slot settled before its commit: ``_settle``)
+            self._drop_votes(b, s)
         if c is None:
             return
+        ch = self.chosen.get(s)
+        if ch is not None and ch[0] == c:
+            c = ch[0]  # the slot's one string (memory)
         if not self._is_acked(c):
             for other in self.r.values():
                 if c in other.applied_set:
@@ -960,6 +1551,8 @@ class Monitor:
         elif chosen[0] != c:
             self._fail("StateMachineSafety", f"{node} applies {c!r} at slot {s}, chosen "
                                              f"{chosen[0]!r}")
+        if chosen is not None and chosen[0] == c:
+            c = chosen[0]  # the slot's one string (memory: every replica applies it)
         rep.applied.append(c)
         if c is not None and c not in rep.applied_set:
             rep.applied_set.add(c)
@@ -999,7 +1592,7 @@ class Monitor:
             self._fail("Linearizability", f"{node} serves a strong read without a lease")
         if rep.applied_acked < len(self.acked) + len(self.acked_changes):
             have = rep.applied_set
-            missing = self.acked.difference(have) | self.acked_changes.difference(have)
+            missing = {c for c in [*self.acked, *self.acked_changes] if c not in have}
             self._fail("Linearizability", f"{node} serves a strong read before applying "
                                           f"acknowledged commands {sorted(missing)[:3]}")
 
@@ -1020,15 +1613,15 @@ class Monitor:
     def _on_Restart(self, node: str, rep: _Replica, a: Any, clock: int) -> None:
         self._step_down(rep)
         self.gray.crash(node)
-        top = max(rep.base, max(rep.log, default=0))
+        top = max(rep.base, rep.log.top() or 0)
         got = (a.ballot, a.granted, a.applied, a.log)
         want = (rep.ballot, rep.granted, len(rep.applied), top)
         if got != want:
             self._fail("Durability", f"{node} restarted with (ballot, granted, applied, log) "
                                      f"= {got}, but its steps made {want} durable")
         else:
-            digest = log_digest((s, b, c or "", rep.ops.get(s, b""))
-                                for s, (b, c) in sorted(rep.log.items()) if s > rep.base)
+            digest = log_digest((s, b, c or "", rep.log.op(s))
+                                for s, b, c in rep.log.entries(rep.base))
             if digest != a.digest:
                 self._fail("Durability", f"{node} restarted with a log that differs from the "
                                          f"one its steps wrote (digest {a.digest}, "
@@ -1056,7 +1649,7 @@ class Monitor:
         if upto > self.prefix:
             self._fail("Durability", f"{node} truncates its WAL through slot {upto}, but only "
                                      f"slots 1..{self.prefix} are chosen")
-        held = sum(1 for s in rep.log if rep.base < s <= upto)
+        held = rep.log.count(rep.base, upto)
         if a.truncated != held:
             self._fail("Durability", f"{node} dropped {a.truncated} WAL entries at its "
                                      f"checkpoint {upto}, but its log held {held} there")

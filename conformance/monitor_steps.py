@@ -80,8 +80,11 @@ LeaseGrant(a, m)
     m.from # a; a is a member of its view; m.bal >= ballot[a] (``LeaseExclusivity``:
     granting after a later promise could overlap a later leader's lease); ``held``
     only if its leader held its lease (gray); the link (gray).
-    not: that the request has time left on its leader's clock: that clock's reading
-    at the grant is not in the trace, only bounded by the drift.
+    the request has time left on its leader's clock, where certain: the grantor's
+    clock is at most LeaseMargin past start + LeaseDur (two clocks differ by at most
+    2 * MaxDrift <= LeaseMargin / 2).
+    not: the grants within that margin: the leader's clock at the grant is not in the
+    trace, only bounded by the drift.
 StrongRead(r, k)
     r holds its lease, not relinquished (rule); ReadReady as trace validation has it
     (SkipApplied on): r applied every slot it recovered and every slot it committed
@@ -139,7 +142,8 @@ duplicated, reordered and retransmitted copies are all the same spec message).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from bisect import bisect_left
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Protocol
 
 import msgspec
@@ -156,7 +160,8 @@ Sig = tuple[str, Any] | None
 class _Ballot(Protocol):
     base: int
     base_cfg: dict[str, str]
-    rec: dict[int, CmdId]
+    rec: Any  # the monitor's _SlotMap: slot -> command, for slots base+1..
+    rec_changes: list[int]
     leader: str | None
 
 
@@ -164,20 +169,32 @@ class _Replica(Protocol):
     role: str
     ballot: int
     view: dict[str, str]
-    log: dict[int, tuple[int, CmdId]]
-    applied: list[CmdId]
+    log: Any  # the monitor's _Log: slot -> (ballot, command)
+    applied: Any  # the monitor's _Applied: a sequence of commands
     wait_until: int
     leases: dict[int, set[str]]
     lead: Any  # _Ballot | None
 
 
+class _Archive(Protocol):
+    """The monitor's settled slots (conformance/monitor.py ``_Archive``)."""
+
+    cmd: list[CmdId]
+
+    def op(self, s: int) -> bytes: ...
+
+
 class Monitor(Protocol):
+    @property
+    def arch(self) -> _Archive: ...
     @property
     def r(self) -> Mapping[str, Any]: ...
     @property
     def ballots(self) -> Mapping[int, Any]: ...
     @property
     def lease_dur(self) -> int: ...
+    @property
+    def margin(self) -> int: ...
     def _fail(self, prop: str, message: str) -> None: ...
     def view(self, name: str) -> Mapping[str, str]: ...
     def view_members(self, name: str) -> frozenset[str]: ...
@@ -210,10 +227,145 @@ def _added(c: Cmd | None) -> str | None:
 
 _UNSENT = ("", None)
 """No 2a (never a command's signature: request ids are not empty)."""
+_ABSENT: Any = object()
 
 
 def _rid(c: Cmd | None) -> CmdId:
     return None if c is None else c.rid
+
+
+class SlotSet:
+    """A set of slots as sorted runs ``[los[i], his[i]]`` (slots mostly come in order)."""
+
+    __slots__ = ("his", "los")
+
+    def __init__(self) -> None:
+        self.los: list[int] = []
+        self.his: list[int] = []
+
+    def add(self, s: int) -> None:
+        los, his = self.los, self.his
+        if his and his[-1] + 1 == s:
+            his[-1] = s
+            return
+        i = bisect_left(his, s)  # the first run ending at or after s
+        if i < len(his) and los[i] <= s:
+            return
+        left = i > 0 and his[i - 1] == s - 1
+        right = i < len(los) and los[i] == s + 1
+        if left and right:
+            his[i - 1] = his[i]
+            del los[i], his[i]
+        elif left:
+            his[i - 1] = s
+        elif right:
+            los[i] = s
+        else:
+            los.insert(i, s)
+            his.insert(i, s)
+
+    def discard(self, s: int) -> None:
+        los, his = self.los, self.his
+        i = bisect_left(his, s)
+        if i == len(his) or los[i] > s:
+            return
+        lo, hi = los[i], his[i]
+        if lo == hi:
+            del los[i], his[i]
+        elif s == lo:
+            los[i] = s + 1
+        elif s == hi:
+            his[i] = s - 1
+        else:
+            his[i] = s - 1
+            los.insert(i + 1, s + 1)
+            his.insert(i + 1, hi)
+
+    def __contains__(self, s: int) -> bool:
+        his = self.his
+        if his and his[-1] < s:
+            return False
+        i = bisect_left(his, s)
+        return i < len(his) and self.los[i] <= s
+
+    def __iter__(self) -> Iterator[int]:
+        for lo, hi in zip(self.los, self.his, strict=True):
+            yield from range(lo, hi + 1)
+
+    def __len__(self) -> int:
+        return sum(hi - lo + 1 for lo, hi in zip(self.los, self.his, strict=True))
+
+
+
+class _Sent2a:
+    """(leader, ballot, slot) -> the signature of the 2a its line proposed there. A 2a of
+    a settled slot with its settled command and op (the monitor's ``_Archive``) is a slot
+    in a run of its (leader, ballot), ``same``; any other is in ``d`` (as a dict)."""
+
+    __slots__ = ("arch", "d", "pairs", "same")
+
+    def __init__(self, arch: _Archive) -> None:
+        self.arch = arch
+        self.d: dict[tuple[str, int, int], Sig] = {}
+        self.same: dict[tuple[str, int], SlotSet] = {}
+        self.pairs: set[tuple[str, int]] = set()
+        """Every (leader, ballot) with a 2a."""
+
+    def _settled(self, key: tuple[str, int, int]) -> bool:
+        runs = self.same.get((key[0], key[1]))
+        return runs is not None and key[2] in runs
+
+    def get(self, key: tuple[str, int, int], default: Any = None) -> Any:
+        v = self.d.get(key, _ABSENT)
+        if v is not _ABSENT:
+            return v
+        if self._settled(key):
+            s = key[2]
+            return (self.arch.cmd[s - 1], self.arch.op(s))
+        return default
+
+    def __contains__(self, key: tuple[str, int, int]) -> bool:
+        return key in self.d or self._settled(key)
+
+    def __setitem__(self, key: tuple[str, int, int], sig: Sig) -> None:
+        s, arch, pair = key[2], self.arch, (key[0], key[1])
+        self.pairs.add(pair)
+        if 0 < s <= len(arch.cmd):
+            runs = self.same.setdefault(pair, SlotSet())
+            if sig == (arch.cmd[s - 1], arch.op(s)):
+                runs.add(s)
+                self.d.pop(key, None)
+                return
+            runs.discard(s)
+        self.d[key] = sig
+
+    def settle(self, s: int) -> None:
+        canon = (self.arch.cmd[s - 1], self.arch.op(s))
+        for leader, b in self.pairs:
+            key = (leader, b, s)
+            if key in self.d and self.d[key] == canon:
+                del self.d[key]
+                self.same.setdefault((leader, b), SlotSet()).add(s)
+
+
+class _BallotSlots:
+    """A set of (ballot, slot): per ballot, its slots as runs (commits come in slot
+    order)."""
+
+    __slots__ = ("by",)
+
+    def __init__(self) -> None:
+        self.by: dict[int, SlotSet] = {}
+
+    def add(self, key: tuple[int, int]) -> None:
+        runs = self.by.get(key[0])
+        if runs is None:
+            runs = self.by[key[0]] = SlotSet()
+        runs.add(key[1])
+
+    def __contains__(self, key: tuple[int, int]) -> bool:
+        runs = self.by.get(key[0])
+        return runs is not None and key[1] in runs
 
 
 class StepRules:
@@ -221,7 +373,7 @@ class StepRules:
         self.mon = mon
         self.started: dict[int, str] = {}
         """Ballot -> the replica whose Phase1a started it (its 1a message)."""
-        self.sent_2a: dict[tuple[str, int, int], Sig] = {}
+        self.sent_2a = _Sent2a(mon.arch)
         """(leader, ballot, slot) -> the command of the 2a its line proposed."""
         self.adds: dict[str, int] = {}
         """Replica id -> the lowest ballot in which a 2a proposed adding it (Joining)."""
@@ -237,8 +389,9 @@ class StepRules:
         """Ballot -> k: its leader owes no slot 1..k a proposal (see _owed)."""
         self.committed_upto: dict[int, int] = {}
         """Ballot -> k: its leader owes no slot 1..k a commit."""
-        self.commits: set[tuple[int, int]] = set()
-        self.committed_slots: set[int] = set()
+        self.commits = _BallotSlots()
+        """(ballot, slot) of every Commit line."""
+        self.committed_slots = SlotSet()
         self.checkpointed = 0
         """The highest checkpoint any replica traced: slots up to it are committed."""
         self._before: dict[str, Hook] = {}
@@ -378,7 +531,7 @@ class StepRules:
             return
         cfg = dict(bal.base_cfg)
         cfgs = [_members(cfg)]
-        for s in sorted(bal.rec):
+        for s in bal.rec_changes:  # (in slot order; the other commands change nothing)
             c = bal.rec[s]
             if self.mon._is_change(c):
                 cfg = self.mon._apply_changes(cfg, [c])
@@ -525,6 +678,17 @@ class StepRules:
         if m.bal < rep.ballot:
             self._fail("LeaseExclusivity", f"{node} grants ballot {m.bal}'s lease after "
                                            f"promising ballot {rep.ballot}")
+        # The spec drops a lease request once its time left, counted on its leader's
+        # clock, runs out. Two clocks differ by at most 2 * MaxDrift <= LeaseMargin / 2
+        # (ReplicaConfig asks LeaseMargin >= 4 * MaxDrift), so a grant a whole margin
+        # past start + LeaseDur on the grantor's clock received a request that had
+        # certainly expired: only a late message brings one.
+        late = clock - (m.start + self.mon.lease_dur)
+        if late >= self.mon.margin:
+            self._fail("LeaseGrant", f"{node} grants {m.src}'s lease request of {m.start}us "
+                                     f"{late}us after it expired on its leader's clock "
+                                     f"(beyond the {self.mon.margin}us margin for drift: a "
+                                     f"late request the spec no longer holds)")
 
     def _pre_StrongRead(self, node: str, rep: _Replica, a: Any, clock: int) -> None:
         """ReadReady, as trace validation takes it (SkipApplied): r has applied every slot
@@ -561,5 +725,9 @@ class StepRules:
     def _post_Checkpoint(self, node: str, rep: _Replica, a: Any, clock: int) -> None:
         self.checkpointed = max(self.checkpointed, a.upto)
 
+    def settle(self, s: int) -> None:
+        """Slot s settles (the monitor's ``_settle``): its 2a's go to runs."""
+        self.sent_2a.settle(s)
 
-__all__ = ["StepRules"]
+
+__all__ = ["SlotSet", "StepRules"]

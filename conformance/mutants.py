@@ -15,6 +15,16 @@ no test-only branches; the bug lives here.
 | ApplyUncommitted | ApplyUncommitted | replicas apply entries nobody committed |
 | NoPersist | NoPersist | promises (ballots) are not written to the WAL |
 | SkipWalChecksum | (none) | WAL recovery accepts records whose checksums fail |
+| GrantExpiredRequest | (none: a step) | a follower grants a lease request that has expired |
+| LateGrantRenews | (none: a step) | the leader counts a grant for its latest request |
+
+The last two need a late message (reference/network.py: ``late_prob``, ``hold_next``, or
+a slow link), longer than the 0.5 s between lease requests or than the lease itself:
+with messages on time, a grant always answers the latest request, and a request always
+arrives with most of its lease left. Neither has a spec mutant: each is a step the spec
+does not allow (receiving a lease message after the spec dropped it; holding a lease no
+quorum granted), caught by the monitor's step checks and by trace validation
+(conformance/mutation_late.py has the scenario).
 """
 
 from __future__ import annotations
@@ -94,6 +104,26 @@ def _skip_wal_checksum() -> list[tuple[Any, str, Any]]:
     return [(wal_mod, "_decode_at", decode_unverified)]
 
 
+def _grant_expired_request() -> list[tuple[Any, str, Any]]:
+    # The follower's refusal of a request that may have expired on its leader's clock
+    # is gone: a late request is granted (and counts as hearing a leader).
+    return [(replica_mod.Replica, "lease_grant", patched_method(
+        replica_mod.Replica, "lease_grant",
+        "if self.now_us >= m.start + self.config.lease_dur_us - 2 * self.config.max_drift_us:",
+        "if False:"))]
+
+
+def _late_grant_renews() -> list[tuple[Any, str, Any]]:
+    def receive_lease_ack(self: replica_mod.Replica, m: Any) -> None:
+        v = self._v
+        if v.role == "leader" and m.bal == self.ballot and m.dst == self.node_id \
+                and v.lease_grants:
+            # Counted for the latest request, whichever request the grant answers.
+            v.lease_grants[max(v.lease_grants)].add(m.src)
+
+    return [(replica_mod.Replica, "receive_lease_ack", receive_lease_ack)]
+
+
 BUGS: dict[str, Bug] = {b.name: b for b in (
     Bug("NoLeaseWait", "NoLeaseWait", "the new leader does not wait out the old lease",
         _no_lease_wait),
@@ -108,6 +138,10 @@ BUGS: dict[str, Bug] = {b.name: b for b in (
     Bug("NoPersist", "NoPersist", "promises are not persisted", _no_persist),
     Bug("SkipWalChecksum", None, "WAL recovery skips checksum verification",
         _skip_wal_checksum),
+    Bug("GrantExpiredRequest", None, "a follower grants a lease request that expired on "
+        "its way (a late message)", _grant_expired_request),
+    Bug("LateGrantRenews", None, "the leader counts a late grant for its latest lease "
+        "request", _late_grant_renews),
 )}
 
 

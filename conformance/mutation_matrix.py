@@ -48,6 +48,7 @@ from conformance.mutation_gray import (
     handoff_config,
     handoff_script,
 )
+from conformance.mutation_late import LATE_SCENARIO_OF, late_config, late_script
 from conformance.stateful import PROFILES, ReplicationMachine
 from conformance.trace_loader import Located, event_to_obj, read_trace
 from conformance.trace_validation import TimingConfig, validate_events
@@ -269,12 +270,15 @@ SCENARIOS: dict[str, tuple[Callable[[int], SimConfig], Callable[[World], None]]]
     "heal": (heal_config, heal_script),
     "gray": (gray_config, gray_script),
     "handoff": (handoff_config, handoff_script),
+    "late": (late_config, late_script),
 }
 
 
 def scenario_of(bug: str | None) -> str:
     if bug in GRAY_SCENARIO_OF:
         return GRAY_SCENARIO_OF[bug]
+    if bug in LATE_SCENARIO_OF:
+        return LATE_SCENARIO_OF[bug]
     return "heal" if bug in MEMBERSHIP_BUGS else "lease"
 
 
@@ -386,9 +390,10 @@ def run_matrix(bugs: Sequence[str | None], layers: Sequence[str] = LAYERS, *,
     for bug in bugs:
         label = bug or "none"
         if "hypothesis" in layers:
-            if bug in MEMBERSHIP_BUGS or bug in GRAY_BUGS:
+            if bug in MEMBERSHIP_BUGS or bug in GRAY_BUGS or bug in LATE_SCENARIO_OF:
                 emit(Row(label, "hypothesis", False, 0.0,
-                         "not run (membership or gray-failure bug)", scenario_of(bug)))
+                         "not run (membership, gray-failure or late-message bug)",
+                         scenario_of(bug)))
             else:
                 caught, secs, detail = _hypothesis(bug, profile)
                 emit(Row(label, "hypothesis", caught, secs, detail))

@@ -22,6 +22,12 @@ exactly, on each replica's own clock). ``teardown`` heals everything, lets the
 group settle and checks the whole history with the end-of-run audit and, when
 available, the linearizability checker.
 
+Late messages (issue 12): the ``late`` fault holds back the next one to four messages
+on one link (mostly from or to the leader) by longer than the lease margin, the time
+between lease requests, the lease, an election timeout, or two and a half of them
+(``Network.hold_next``): replies from a ballot their sender has left and lease requests
+or grants past their time.
+
 Gray failures and deployments (issue 10): every example draws whether failure
 detection (``peer_confirm``) and lease handoff are on; the ``link`` and ``partition``
 faults exercise detection, and the ``deploy`` fault restarts a replica's process, the
@@ -83,7 +89,7 @@ def event(name: str) -> None:
     EVENT_COUNTS[name] += 1
     hypothesis_event(name)
 
-FAULT_KINDS = ("crash", "partition", "link", "skew", "corrupt", "deploy")
+FAULT_KINDS = ("crash", "partition", "link", "skew", "corrupt", "deploy", "late")
 SPARES = 2
 MS = 1_000
 
@@ -275,6 +281,22 @@ class ReplicationMachine(RuleBasedStateMachine):
             src = data.draw(st.sampled_from(names), label="src")
             dst = data.draw(st.sampled_from([n for n in names if n != src]), label="dst")
             w.fail_link(src, dst)
+        elif kind == "late":
+            # Mostly the leader's messages (its 2a and lease requests) or those to it (the
+            # votes and grants): the ones whose lateness a bug could mistake.
+            leader = w.leader()
+            src = leader if leader is not None and data.draw(st.booleans(), label="leader's") \
+                else data.draw(st.sampled_from(names), label="src")
+            dst = data.draw(st.sampled_from([n for n in names if n != src]), label="dst")
+            et = w.config.node.election_timeout_us
+            rc = w.config.replica_config()
+            extra = data.draw(st.sampled_from([
+                rc.lease_margin_us + 2 * MS, rc.lease_dur_us - rc.renew_ahead_us + 100 * MS,
+                rc.lease_dur_us + 2 * rc.lease_margin_us, et + 100 * MS, 2 * et + et // 2]),
+                label="late by")
+            for _ in range(data.draw(st.integers(1, 4), label="messages")):
+                w.net.hold_next(src, dst, extra)
+            event(f"late: messages held back {extra // MS} ms")
         elif kind == "skew":
             clock = w.nodes[data.draw(st.sampled_from(names), label="skew")].clock
             fast = data.draw(st.booleans(), label="fast")

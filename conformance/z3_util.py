@@ -13,7 +13,9 @@ Z3Expr: TypeAlias = Any  # z3 ships no type information
 
 def _fraction(model: Any, expr: Z3Expr) -> Fraction:
     v = model.eval(expr, model_completion=True)
-    return Fraction(int(v.numerator_as_long()), int(v.denominator_as_long()))
+    # One call for the numeral's text ("p/q" or "p"), not the four of numerator_as_long()
+    # and denominator_as_long(): the fleet read check reads thousands per model.
+    return Fraction(z3.Z3_get_numeral_string(v.ctx_ref(), v.as_ast()))
 
 
 def _is_sat(solver: Any) -> bool:

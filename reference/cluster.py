@@ -101,6 +101,15 @@ class SimConfig:
 
     def effective(self) -> SimConfig:
         """The configuration the fault schedule actually runs with."""
+        net = self.network
+        if net.late_prob and not net.late_max_us:
+            # CHOICE: late means later than any randomized election timeout (up to 2x) and
+            # than the lease margin, so that a reply can outlive its ballot and a lease
+            # request or grant its time: from one election timeout to two and a half.
+            et = self.node.election_timeout_us
+            late_min = max(et, self.replica_config().lease_margin_us) + 1_000
+            net = replace(net, late_min_us=late_min, late_max_us=2 * et + et // 2)
+            return replace(self, network=net).effective()
         if self.faults == "flaky-network":
             return replace(self, network=replace(
                 self.network, loss_prob=max(self.network.loss_prob, 0.05),

@@ -20,7 +20,14 @@ Fault model, all deterministic given the rng:
   flight when its link goes down is lost unless the link is back up by the time it
   arrives (the spec's Receivable: nothing is received over a down link, LinkDown);
 * a down node neither sends nor receives; the receiver's state is checked at
-  delivery time, so in-flight messages to a node that crashes are lost.
+  delivery time, so in-flight messages to a node that crashes are lost;
+* late messages: with ``late_prob`` a copy is held back ``late_min_us`` to
+  ``late_max_us`` more (``SimConfig.effective`` makes that longer than an election
+  timeout and than the lease margin), and ``hold_next(src, dst, extra_us)`` holds back
+  the next message on one link (the Hypothesis machine's ``late`` fault). The spec lets
+  a message wait in ``msgs`` for ever, so a late one must change no verdict; replies
+  from a ballot the sender has left, and lease requests and grants past their time,
+  arrive only this way (a jittered copy is late by milliseconds, never by an election).
 """
 
 from __future__ import annotations
@@ -65,14 +72,21 @@ class NetworkConfig:
     loss_prob: float = 0.0
     dup_prob: float = 0.0
     corrupt_prob: float = 0.0
+    late_prob: float = 0.0
+    """Per delivered copy: held back ``late_min_us``..``late_max_us`` more."""
+    late_min_us: int = 0
+    late_max_us: int = 0
 
     def __post_init__(self) -> None:
-        for name in ("same_az_latency_us", "cross_az_latency_us", "jitter_us"):
+        for name in ("same_az_latency_us", "cross_az_latency_us", "jitter_us", "late_min_us",
+                     "late_max_us"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0")
-        for name in ("loss_prob", "dup_prob", "corrupt_prob"):
+        for name in ("loss_prob", "dup_prob", "corrupt_prob", "late_prob"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be a probability")
+        if self.late_max_us < self.late_min_us:
+            raise ValueError("late_max_us must be >= late_min_us")
 
 
 @dataclass(slots=True)
@@ -81,6 +95,8 @@ class NetworkStats:
     delivered: int = 0
     duplicated: int = 0
     corrupt_dropped: int = 0
+    late: int = 0
+    """Copies held back (``late_prob`` or ``hold_next``)."""
     dropped: Counter[str] = field(default_factory=Counter)
     """Drops by reason: loss, partition, link_down, src_down, dst_down, unknown_dst, corrupt."""
 
@@ -108,6 +124,7 @@ class Network:
         self._partitioned: set[tuple[str, str]] = set()
         self._failed_links: set[tuple[str, str]] = set()
         self._latency_override: dict[tuple[str, str], int] = {}
+        self._held: dict[tuple[str, str], list[int]] = {}
 
     # --- topology -------------------------------------------------------------
 
@@ -142,6 +159,13 @@ class Network:
             self._latency_override[(src, dst)] = base_us
 
     # --- faults ---------------------------------------------------------------
+
+    def hold_next(self, src: str, dst: str, extra_us: int) -> None:
+        """Hold back the next message sent src -> dst by ``extra_us`` more (several calls
+        hold several messages, in order); one the link refuses does not use it up."""
+        if extra_us < 0:
+            raise ValueError("extra_us must be >= 0")
+        self._held.setdefault((src, dst), []).append(extra_us)
 
     def partition(self, group_a: Iterable[str], group_b: Iterable[str]) -> None:
         """Cut every link between the two groups, both directions. Partitions accumulate."""
@@ -216,11 +240,23 @@ class Network:
         if cfg.dup_prob and rng.random() < cfg.dup_prob:
             stats.duplicated += 1
             copies = 2
+        held = self._held.get(link)
+        extra = 0
+        if held:
+            extra = held.pop(0)
+            if not held:
+                del self._held[link]
+            stats.late += 1
         for _ in range(copies):
             wire = data
             if cfg.corrupt_prob and rng.random() < cfg.corrupt_prob:
                 wire = _flip_random_bit(data, rng)
-            self._sim.schedule(self.latency_us(src, dst), self._deliver, src, dst, wire)
+            delay = self.latency_us(src, dst) + extra
+            if cfg.late_prob and rng.random() < cfg.late_prob:
+                delay += cfg.late_min_us + int(rng.random() * (cfg.late_max_us
+                                                               - cfg.late_min_us + 1))
+                stats.late += 1
+            self._sim.schedule(delay, self._deliver, src, dst, wire)
 
     def broadcast(self, src: str, dsts: Iterable[str], payload: bytes) -> None:
         for dst in dsts:

@@ -94,6 +94,8 @@ def run_simulation(cfg: SimConfig, out_dir: Path | None,
                         if node.state == "quarantined"},
         "network": {"sent": world.net.stats.sent, "delivered": world.net.stats.delivered,
                     "duplicated": world.net.stats.duplicated,
+                    # (only with late messages on: runs without them keep their bytes)
+                    **({"late": world.net.stats.late} if world.net.stats.late else {}),
                     "dropped": dict(sorted(world.net.stats.dropped.items()))},
         "events": world.sim.events_run,
         "elections_won": elections_won,

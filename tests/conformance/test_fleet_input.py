@@ -204,3 +204,50 @@ def test_a_segment_cut_short_before_its_rotation_ends(broken: Path) -> None:
     # Its last line lost: the next segment's first seq shows the gap first, at its line 1,
     # or the count of the segment shows it; either names n02's files.
     assert_n02_bad(broken, "trace-n02.")
+
+
+def test_request_ids_map_exactly() -> None:
+    """The compact index answers as a dict would, whatever the ids look like."""
+    import random
+
+    from conformance.fleet_history import RequestIds
+
+    rnd = random.Random(3)
+    paths = ["h-rt1.1.jsonl", "h-rt1.2.jsonl"]
+    ids, plain = RequestIds(paths), {}
+    shapes = ["{c}-{n}", "{c}-{n}", "{c}-{n}", "{c}-0{n}", "{c}{n}", "{c}-{n}-x", "-{n}",
+              "{c}-", "{c}-{n}".replace("-", "_"), "{c}-\u0661{n}"]
+    for _ in range(3000):
+        c = rnd.choice(["g1-c1", "g1-c2", "g1-c3"])
+        n = rnd.choice([rnd.randrange(1, 200), rnd.randrange(1, 10**9)])
+        rid = rnd.choice(shapes).format(c=c, n=n)
+        client = c if rnd.random() < 0.9 else "g1-c9"
+        k, ln = rnd.randrange(2), rnd.randrange(1, 10**6)
+        first = ids.add(rid, client, k, ln)
+        assert first == plain.get(rid)
+        plain.setdefault(rid, f"{paths[k]}:{ln}")
+    for rid in [*plain, "g1-c1-0", "g1-c1-201", "g1-c4-1", "nope", "g1-c1-1x"]:
+        assert (rid in ids) == (rid in plain) and ids.get(rid) == plain.get(rid)
+    assert len(ids) == len(plain) and sorted(ids) == sorted(plain)
+    assert dict(ids.items()) == plain
+
+
+def test_a_history_record_that_does_not_decode(broken: Path) -> None:
+    """Found once the traces are checked: its group, and every group its router served
+    up to it, are input errors; the router's other groups keep their histories."""
+    path = broken / "history-rt1.1.jsonl"
+    lines = path.read_bytes().splitlines(keepends=True)
+    k = 2  # (the routers serve every group within their first lines)
+    obj = orjson.loads(lines[k])
+    obj["op"] = "frobnicate"  # valid JSON, a valid line header: not a valid record
+    lines[k] = orjson.dumps(obj) + b"\n"
+    path.write_bytes(b"".join(lines))
+    served = {orjson.loads(x)["group"] for x in lines[: k + 1]}
+    later = {orjson.loads(x)["group"] for x in lines[k + 1:]} - served
+    assert served and later
+    got = verdicts(broken)
+    for g in served:
+        assert got[g][0] == "input-error", (g, got[g])
+        assert got[g][1] == f"{path}:{k + 1}: unknown op 'frobnicate'"
+    for g in later:
+        assert got[g][0] == "ok", (g, got[g])

@@ -13,7 +13,7 @@ from fleet_fixtures import make_fleet, v3_run
 
 from conformance.cli import main
 from conformance.fleet_input import read_fleet_spec
-from conformance.fleet_replay import plan_buckets, replay_fleet
+from conformance.fleet_replay import FleetResult, plan_buckets, replay_fleet
 
 
 @pytest.mark.parametrize(("spread", "slack"), [(0, 20), (20_000, 5_000), (0, 300_000)])
@@ -23,7 +23,12 @@ def test_correct_runs_pass_under_any_clock_offsets(tmp_path: Path, spread: int,
     # (and clock order says nothing): the sequencer must still find a causal order.
     d = make_fleet(tmp_path / "f", copies=1, nodes=4, spread_us=spread, slack_us=slack)
     result = replay_fleet(d, workers=1)
-    assert [(v.verdict, v.violations) for v in result.verdicts] == [("ok", [])] * 3
+    assert [v.violations for v in result.verdicts] == [[]] * 3
+    # Bounds of several ms make some reads *possibly* stale (a world the bounds allow
+    # orders them after a write they missed): warnings, never violations.
+    tight = slack <= 1_000
+    assert {v.verdict for v in result.verdicts} <= ({"ok"} if tight else {"ok", "warning"})
+    assert all("possibly" in w for v in result.verdicts for w in v.warnings)
 
 
 def test_a_seeded_bug_is_a_violation_with_file_line_and_neighbours(tmp_path: Path) -> None:
@@ -81,3 +86,43 @@ def test_a_simulated_fleet_replays_clean(tmp_path: Path) -> None:
     assert [v.verdict for v in result.verdicts] == ["ok"] * 3, \
         [v.violations[:2] or v.input_error for v in result.verdicts]
     assert result.events > 1000
+
+
+def test_buckets_hold_at_most_their_share_of_groups(tmp_path: Path) -> None:
+    # What bounds a check task's memory: a bigger fleet is more tasks, not bigger ones.
+    spec = read_fleet_spec(make_fleet(tmp_path / "f", copies=2))
+    for per_task in (1, 2, 4):
+        buckets = plan_buckets(spec, 1, per_task)
+        assert sorted(g for b in buckets for g in b) == sorted(spec.groups)
+        assert max(len(b) for b in buckets) <= per_task
+        assert len(buckets) == -(-len(spec.groups) // per_task)
+
+
+def test_routing_to_one_group_per_task_changes_no_verdict(tmp_path: Path) -> None:
+    """Each check task reads only its groups' spilled lines (conformance/fleet_spill.py):
+    with one group per task every node's lines are split across tasks, and a node's bad
+    line still reaches each of its groups, wherever they are checked."""
+    runs = [v3_run("none"), v3_run("crashes", "EarlyAck"), v3_run("gray")]
+    d = make_fleet(tmp_path / "f", runs, copies=2, nodes=5, spread_us=0, slack_us=20)
+    seg = d / "trace-n03.1.jsonl"
+    lines = seg.read_bytes().splitlines(keepends=True)
+    lines[len(lines) // 2] = b'{"v": 4, "oops": \n'  # a bad line mid-file: n03's groups fail
+    seg.write_bytes(b"".join(lines))
+    spill = tmp_path / "spill"
+    spill.mkdir()
+    one_task = replay_fleet(d, workers=1, spill_dir=spill)
+    per_group = replay_fleet(d, workers=1, spill_dir=spill, per_task=1)
+    # (An input-error group's count of events checked before its node failed depends on
+    # where the failure falls among the other nodes' lines: not compared.)
+    def key(r: FleetResult) -> list[tuple[object, ...]]:
+        return [(v.group, v.verdict, v.input_error or v.events, v.violations)
+                for v in r.verdicts]
+
+    assert key(one_task) == key(per_group)
+    bad = {v.group for v in one_task.verdicts if v.verdict == "input-error"}
+    spec = read_fleet_spec(d)
+    assert bad == set(spec.groups_on("n03"))
+    assert all(f"{seg}:{len(lines) // 2 + 1}:" in v.input_error
+               for v in one_task.verdicts if v.group in bad)
+    assert {v.verdict for v in one_task.verdicts} >= {"ok", "violation", "input-error"}
+    assert list(spill.iterdir()) == []  # the spills are removed
