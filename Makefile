@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv check-models check-models-ci check-models-extended simulate samples plots gray-deploy-table bench bench-replay bench-tlc-windows fleet-sweep mutation-matrix deep test lint typecheck pytest clean
+.PHONY: deep-history bench-history venv explore explore-bugs check-models check-models-ci check-models-extended simulate samples plots gray-deploy-table bench bench-replay bench-tlc-windows fleet-sweep mutation-matrix deep test lint typecheck pytest clean
 
 venv: $(STAMP)
 
@@ -87,6 +87,19 @@ fleet-sweep: $(STAMP)
 mutation-matrix: $(STAMP)
 	$(BIN)/dynaspec mutation-matrix
 
+# dynaspec explore: 1000 seeds of 10 s, each with its own fault mix and workload, on all
+# cores (build/explore.json); must pass clean. Outside make test: hours on this 2-core
+# machine (100 seeds took 15 to 25 minutes, shared with other jobs).
+explore: $(STAMP)
+	$(BIN)/dynaspec explore --seeds 1000
+
+# The mutation matrix's explore layer alone (build/mutation-matrix-explore.json): for every
+# seeded bug, a seed sweep until a seed fails, shrunk; the correct implementation must
+# pass. make mutation-matrix (and so make test) leaves this layer out: a sweep per bug
+# takes minutes (the whole layer about 50 minutes, shared with other jobs).
+explore-bugs: $(STAMP)
+	$(BIN)/dynaspec mutation-matrix --layer explore --out build/mutation-matrix-explore.json
+
 # The Hypothesis state machine under the deep profile for an hour (MINUTES=60).
 MINUTES ?= 60
 deep: $(STAMP)
@@ -115,3 +128,13 @@ test: lint typecheck
 
 clean:
 	rm -rf build .pytest_cache .mypy_cache .ruff_cache
+
+# The history checker against its brute-force oracle on 50,000 random histories
+# (tests/conformance/test_history_differential.py; CI runs 300); about 4 minutes idle.
+deep-history: $(STAMP)
+	DYNASPEC_DEEP_HISTORY=50000 $(BIN)/pytest -q -s tests/conformance/test_history_differential.py -k deep
+
+# Issue 13's 100,000-operation history without and with unique versions (a figure).
+bench-history: $(STAMP)
+	$(BIN)/python benchmarks/bench_linearizability.py --synthetic --repeat 1
+	$(BIN)/python benchmarks/bench_linearizability.py --synthetic --unique --repeat 1

@@ -6,7 +6,16 @@ default (``--faults crashes --duration 40`` for one with crashes). It is cached 
 and written otherwise. The check is timed with the fast path (the default) and
 with the search alone; the goal is under 2 s for the default.
 
+With ``--synthetic`` it times instead the history of issue 13's goal, generated
+without the simulator (``synthetic``): 100,000 operations on 100 keys, 16 concurrent
+clients per key, 5% of the writes timing out, few distinct values (no unique
+versions: conditions and reads cannot tell writes apart by their items), strong and
+eventual reads; linearizable by construction. ``--unique`` tags every written item
+with its writer's id instead. The goal: fully decided (no key undecided) in under
+10 s.
+
 Usage: .venv/bin/python benchmarks/bench_linearizability.py [--regenerate] [--profile]
+       .venv/bin/python benchmarks/bench_linearizability.py --synthetic [--unique]
 Figures are wall-clock on this machine.
 """
 
@@ -14,7 +23,9 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import heapq
 import pstats
+import random
 import sys
 import time
 from pathlib import Path
@@ -25,8 +36,27 @@ from conformance.linearizability import (
     history_to_jsonl,
     load_history,
 )
-from reference.client import HistoryRecord
+from reference.client import HistoryRecord, OpName, Status
 from reference.cluster import SimConfig, World
+from reference.messages import ReadResult
+from reference.replica import DEFAULT_SCHEMA
+from reference.storage import (
+    AddNumber,
+    Applied,
+    Compare,
+    Condition,
+    ConditionalCheckFailed,
+    Delete,
+    Key,
+    M,
+    N,
+    Put,
+    S,
+    SetAttr,
+    StorageEngine,
+    Update,
+    WriteOp,
+)
 from reference.workload import WorkloadConfig
 
 DEFAULT_PATH = Path("build/lin-bench-history.jsonl")
@@ -54,6 +84,98 @@ def generate(path: Path, seed: int, faults: str, duration_s: float) -> list[Hist
     print(f"  wrote {path}")
     # Time what later runs time: the history as loaded from the file.
     return load_history(path)
+
+
+SYNTH_GOAL_S = 10.0
+
+
+def synthetic(seed: int = 1, ops: int = TARGET_OPS, keys: int = 100, clients: int = 16,
+              timeout_fraction: float = 0.05, unique: bool = False) -> list[HistoryRecord]:
+    """Issue 13's history: per key, ``clients`` closed-loop clients, each operation
+    taking effect at a random point of its interval (a sequential run of the engine
+    in the order of those points). A write that times out took effect or not (half
+    each), its client moving on after ``timeout_us``."""
+    rng = random.Random(seed)
+    out: list[HistoryRecord] = []
+    per_key = ops // keys
+    timeout_us = 50_000
+    for k in range(keys):
+        key = Key(S(f"k{k:03d}"))
+        engine = StorageEngine(DEFAULT_SCHEMA)
+        # Each client's next invocation; the operations, drawn in invocation order, are
+        # then run on the engine in the order of their points.
+        heap: list[tuple[int, int, int, int]] = []
+        seq = 0
+        for c in range(clients):
+            heap.append((rng.randrange(0, 5_000), seq, c, 0))
+            seq += 1
+        heapq.heapify(heap)
+        states: list[tuple[int, M | None]] = [(-1, None)]
+        pending_ops: list[tuple[int, int, str, str, int, int, float]] = []
+        done = 0
+        while done < per_key:
+            inv, _, c, _ = heapq.heappop(heap)
+            dur = rng.randrange(500, 8_000)
+            point = inv + rng.randrange(0, dur + 1)
+            rid = f"k{k}c{c}-{done}"
+            client = f"k{k}c{c}"
+            roll = rng.random()
+            # The point order is not the invocation order: queue the effect at its point.
+            pending_ops.append((point, seq, rid, client, inv, inv + dur, roll))
+            seq += 1
+            done += 1
+            nxt = inv + dur + rng.randrange(0, 2_000)
+            heapq.heappush(heap, (nxt, seq, c, 0))
+        pending_ops.sort()
+        for point, _, rid, client, inv, comp, roll in pending_ops:
+            cur = engine.get(key)
+            if roll < 0.3:
+                out.append(HistoryRecord(rid, client, "get", key, True, None, inv, comp, "ok",
+                                         ReadResult(cur), 1, "r1"))
+                continue
+            if roll < 0.45:
+                seen = [st for t, st in states[-6:] if t <= comp]
+                out.append(HistoryRecord(rid, client, "get", key, False, None, inv, comp,
+                                         "ok", ReadResult(rng.choice(seen)), 1, "r2"))
+                continue
+            w = _synthetic_write(rng, key, rid if unique else None)
+            name: OpName = ("put" if isinstance(w, Put) else "update"
+                            if isinstance(w, Update) else "delete")
+            if rng.random() < timeout_fraction:
+                if rng.random() < 0.5:
+                    engine.apply(w)
+                    states.append((point, engine.get(key)))
+                out.append(HistoryRecord(rid, client, name, key, None, w, inv,
+                                         inv + timeout_us, "timeout", None, 1, None))
+                continue
+            res = engine.apply(w)
+            status: Status = ("ok" if isinstance(res, Applied) else "condfail"
+                              if isinstance(res, ConditionalCheckFailed) else "invalid")
+            if isinstance(res, Applied):
+                states.append((point, res.new))
+            out.append(HistoryRecord(rid, client, name, key, None, w, inv, comp, status,
+                                     res, 1, "r1"))
+    out.sort(key=lambda r: r.invoke_us)
+    return out
+
+
+
+def _synthetic_write(rng: random.Random, key: Key, tag: str | None) -> WriteOp:
+    """Few values: ``v`` in 0..3; with ``tag``, also ``w`` = the writer's id."""
+    extra = {} if tag is None else {"w": S(tag)}
+    cond: Condition | None = (Compare("v", "=", N(rng.randrange(4)))
+                              if rng.random() < 0.3 else None)
+    roll = rng.random()
+    if roll < 0.5:
+        assert isinstance(key.partition, S)
+        return Put(M(pk=key.partition, v=N(rng.randrange(4)), **extra), cond)
+    if roll < 0.9:
+        acts = [SetAttr("v", N(rng.randrange(4))) if rng.random() < 0.5
+                else AddNumber("n", N(1))]
+        if tag is not None:
+            acts.append(SetAttr("w", S(tag)))
+        return Update(key, tuple(acts), cond)
+    return Delete(key, cond)
 
 
 def timed(history: list[HistoryRecord], repeat: int, **kw: bool) -> tuple[float,
@@ -93,7 +215,26 @@ def main() -> None:
                     help="simulated seconds when generating (default 14)")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--profile", action="store_true")
+    ap.add_argument("--synthetic", action="store_true",
+                    help="issue 13's 100k-operation history (no simulator; see above)")
+    ap.add_argument("--unique", action="store_true",
+                    help="--synthetic with unique versions (every item tagged by its writer)")
     args = ap.parse_args()
+    if args.synthetic:
+        start = time.perf_counter()
+        history = synthetic(args.seed, unique=args.unique)
+        print(f"generated {len(history)} operations in {time.perf_counter() - start:.1f} s "
+              f"({'unique versions' if args.unique else 'no unique versions'})")
+        seconds, rep = timed(history, args.repeat)
+        show("check_history", seconds, rep)
+        decided = not rep.unknown_keys
+        print(f"goal: fully decided in < {SYNTH_GOAL_S:g} s: "
+              f"{'met' if decided and seconds < SYNTH_GOAL_S else 'MISSED'}")
+        if not rep.ok:
+            print("\n".join(v.explanation for v in rep.violations[:5]))
+        if args.profile:
+            profile(history)
+        return
     if args.history.exists() and not args.regenerate:
         start = time.perf_counter()
         history = load_history(args.history)

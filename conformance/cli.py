@@ -14,12 +14,14 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from conformance.check_models import check_models
+from conformance.cli_explore import FAULTS_HELP, Faults, bug_named, explore
 from conformance.cli_fleet import fleet
+from conformance.cli_history import check_history_cmd
 from conformance.cli_types import Duration
 from conformance.errors import EXIT_INPUT, EXIT_INTERNAL, InputError, one_line
 from conformance.manifest import ManifestError, load_manifest
 from conformance.tlc_runner import ToolchainError
-from reference.cluster import FAULT_SCHEDULES, SimConfig
+from reference.cluster import SimConfig
 from reference.healing import HealConfig
 from reference.network import NetworkConfig
 from reference.node import NodeConfig
@@ -156,8 +158,7 @@ def check_models_cmd(model_set: str, models: tuple[str, ...], manifest: Path, ou
 @click.option("--replicas", type=click.IntRange(1, 9), default=3, show_default=True)
 @click.option("--duration", type=Duration(), default="30s", show_default=True,
               help="Simulated time under load (then faults heal and the group settles).")
-@click.option("--faults", type=click.Choice(FAULT_SCHEDULES), default="none", show_default=True,
-              help="Named fault schedule (see reference/faults.py).")
+@click.option("--faults", type=Faults(), default="none", show_default=True, help=FAULTS_HELP)
 @click.option("--clients", type=click.IntRange(0, 1000), default=8, show_default=True,
               help="Closed-loop clients.")
 @click.option("--read-fraction", type=click.FloatRange(0, 1), default=0.5, show_default=True)
@@ -190,21 +191,32 @@ def check_models_cmd(model_set: str, models: tuple[str, ...], manifest: Path, ou
               help="Probability that a message is held back longer than an election "
                    "timeout (and the lease margin): 1 to 2.5 election timeouts more. "
                    "Combines with any --faults.")
+@click.option("--liveness-bound", type=Duration(), default=None,
+              help="Once the faults heal, a probe client writes until a write succeeds: "
+                   "exit 1 unless one does within this bound [default: no probe].")
+@click.option("--bug", default=None,
+              help="Seed this bug of conformance/mutants.py (or the mutation matrix): to "
+                   "reproduce a `dynaspec explore --bug` failure.")
 @click.option("--plot/--no-plot", default=True, show_default=True,
               help="Write timeline.png: roles, leases, faults and availability over time.")
 def simulate_cmd(seed: int, out: Path, replicas: int, duration: int, faults: str, clients: int,
                  read_fraction: float, consistent_fraction: float, keys: int, value_size: int,
                  think: int, availability_interval: int | None, copy_bandwidth: int,
                  unhealthy_after: int, storage_only: bool, peer_confirm: bool, handoff: bool,
-                 late_messages: float, plot: bool) -> None:
+                 late_messages: float, liveness_bound: int | None, bug: str | None,
+                 plot: bool) -> None:
     """Run a simulated replication group and write its traces, history and summary."""
+    from conformance import mutants
     from conformance.lease_theorem import require_lease_safety  # here: only simulate needs z3
+
+    seeded = bug_named(bug)
 
     heal = HealConfig(log_replicas=not storage_only, unhealthy_after_us=unhealthy_after,
                       copy_bandwidth_bps=copy_bandwidth)
     try:
         cfg = SimConfig(seed=seed, replicas=replicas, clients=clients, duration_us=duration,
                         faults=faults, peer_confirm=peer_confirm, handoff=handoff,
+                        liveness_us=liveness_bound or 0,
                         network=NetworkConfig(late_prob=late_messages),
                         node=NodeConfig(heal=heal), workload=WorkloadConfig(
                             keys=keys, value_size=value_size, read_fraction=read_fraction,
@@ -220,15 +232,25 @@ def simulate_cmd(seed: int, out: Path, replicas: int, duration: int, faults: str
 
             # Refuse to start unless Z3 proves the replicas' lease configuration safe for
             # every drift within the bound and every message delay.
-            result = run_simulation(cfg, out, availability_interval, tick,
-                                    check_config=require_lease_safety, plot=plot)
+            with mutants.active(seeded.name if seeded is not None else None):
+                result = run_simulation(cfg, out, availability_interval, tick,
+                                        check_config=require_lease_safety, plot=plot)
     except (ValueError, OSError) as exc:
         _fail(str(exc))
     for line in render_summary(result.summary, result.wall_seconds):
         click.echo(line)
     click.echo(f"wrote {out}/trace-*.jsonl, history.jsonl, config.json, summary.json"
                + (", timeline.png" if plot else ""))
-    sys.exit(0 if result.summary["audit"]["ok"] else 1)
+    live = result.world.liveness()
+    if live is not None:
+        click.echo(f"liveness: {'STUCK' if live['stuck'] else 'ok'}: after the heal at "
+                   f"{live['healed_at_s']:g}s the first write succeeded "
+                   + (f"{live['write_after_s']}s later" if live["write_after_s"] is not None
+                      else "never") + f" (bound {live['bound_s']:g}s)"
+                   + (f"; not owed: {live['lost']} lost for good, more than a minority"
+                      if live["beyond_budget"] else ""))
+    stuck = live is not None and live["stuck"]
+    sys.exit(0 if result.summary["audit"]["ok"] and not stuck else 1)
 
 
 @main.command("replay", epilog=EXIT_CODES_HELP)
@@ -405,3 +427,5 @@ def mutation_matrix_cmd(bugs: tuple[str, ...], layers: tuple[str, ...], seeds: i
 
 
 main.add_command(fleet)
+main.add_command(explore)
+main.add_command(check_history_cmd)

@@ -22,8 +22,14 @@ The scenario is one run per seed, repeated with the next seed while some layer h
 not caught the bug (up to ``seeds``); a layer's seconds add up the scenario runs and
 its own checking until it first caught the bug.
 
-Rows: ``{bug, layer, caught, seconds, detail, scenario}``; written to
-build/mutation-matrix.json.
+The ``explore`` layer (``explore_row``) runs only when named (``--layer explore``;
+``make explore-bugs`` writes build/mutation-matrix-explore.json): ``dynaspec explore``'s
+seed sweep with the bug seeded, each seed its own fault mix, until a seed fails; that
+seed is shrunk, and the row records seeds-to-detection and both reproductions. A sweep
+per bug takes minutes, past ``make test``'s budget, so the default matrix leaves it out.
+
+Rows: ``{bug, layer, caught, seconds, detail, scenario}`` (explore rows add their
+figures); written to build/mutation-matrix.json.
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ from hypothesis import Phase
 from hypothesis.stateful import run_state_machine_as_test
 
 from conformance import mutants
+from conformance.history_vs_trace import history_vs_trace_layer
 from conformance.lease_theorem import require_lease_safety
 from conformance.monitor import Monitor
 from conformance.mutation_gray import (
@@ -60,7 +67,18 @@ from reference.messages import Change
 from reference.node import NodeConfig
 from reference.workload import WorkloadConfig
 
-LAYERS = ("hypothesis", "monitor", "linearizability", "z3-leases", "tlc")
+LAYERS = ("hypothesis", "monitor", "linearizability", "z3-leases", "history-vs-trace", "tlc",
+          "explore")
+DEFAULT_LAYERS = LAYERS[:-1]
+"""What the matrix runs unless layers are named: all but ``explore``, a seed sweep per
+bug too long for ``make test`` (``make explore-bugs`` runs it)."""
+# The explore layer: `dynaspec explore` (conformance/explore.py) with the bug seeded,
+# seeds 1, 2... until one fails (then shrunk), up to EXPLORE_SEEDS; the correct
+# implementation must pass EXPLORE_CLEAN_SEEDS. Short runs: most bugs show in seconds.
+EXPLORE_SEEDS = 60
+EXPLORE_CLEAN_SEEDS = 30
+EXPLORE_DURATION_US = 5_000_000
+EXPLORE_LIVENESS_US = 10_000_000
 # TLC validates a scenario run's first events only: its cost grows faster than the
 # trace, and every seeded bug shows by item ~1,050 (the matrix's rows name the item),
 # while the correct runs pay for every event, three seeds by four scenarios.
@@ -79,12 +97,15 @@ class Row:
     seconds: float
     detail: str = ""
     scenario: str = "lease"
-    """The scripted scenario the scenario layers ran ("lease" or "heal")."""
+    """The scripted scenario the scenario layers ran ("lease" or "heal"; ``swarm``: the
+    explore layer's seed sweep)."""
+    data: dict[str, Any] | None = None
+    """The explore layer's figures: seeds to detection, the reproduction, shrunk."""
 
     def to_json(self) -> dict[str, Any]:
         return {"bug": self.bug, "layer": self.layer, "caught": self.caught,
                 "seconds": round(self.seconds, 2), "detail": self.detail,
-                "scenario": self.scenario}
+                "scenario": self.scenario, **(self.data or {})}
 
 
 def scenario_config(seed: int) -> SimConfig:
@@ -349,6 +370,8 @@ SCENARIO_LAYERS: dict[str, Callable[[ScenarioRun], tuple[bool, str]]] = {
     "monitor": _monitor,
     "linearizability": _linearizability,
     "z3-leases": _z3_leases,
+    # The client history held against the traces (conformance/history_vs_trace.py).
+    "history-vs-trace": history_vs_trace_layer,
     "tlc": _tlc,
 }
 
@@ -379,6 +402,8 @@ def run_matrix(bugs: Sequence[str | None], layers: Sequence[str] = LAYERS, *,
     conformance/mutants.py only (a membership bug's row says it was not run: a full CI
     profile per bug would double the matrix's time)."""
     rows: list[Row] = []
+    if tuple(layers) == LAYERS:  # every layer: the default set (explore only when named)
+        layers = DEFAULT_LAYERS
 
     def emit(row: Row) -> None:
         rows.append(row)
@@ -401,7 +426,38 @@ def run_matrix(bugs: Sequence[str | None], layers: Sequence[str] = LAYERS, *,
         for scenario in scenarios:
             for row in _scenario_rows(bug, label, scenario, layers, seeds):
                 emit(row)
+        if "explore" in layers:
+            emit(explore_row(bug))
     return rows
+
+
+def explore_row(bug: str | None, seeds: int | None = None, workers: int | None = None) -> Row:
+    """The explore layer: a seed sweep with ``bug`` seeded, stopped at the first failing
+    seed (shrunk); for the correct implementation, every seed must pass."""
+    from conformance.explore import sweep
+
+    label = bug or "none"
+    n = seeds or (EXPLORE_CLEAN_SEEDS if bug is None else EXPLORE_SEEDS)
+    res = sweep(range(1, n + 1), duration_us=EXPLORE_DURATION_US,
+                liveness_us=EXPLORE_LIVENESS_US,
+                bug=mutants.BUGS[bug] if bug is not None else None, workers=workers,
+                max_failures=None if bug is None else 1)
+    first = res.failed[0] if res.failed else None
+    if first is None:
+        return Row(label, "explore", False, res.seconds,
+                   f"no failing seed in {len(res.rows)} seeds ({res.ops:,} ops)", "swarm",
+                   {"seeds_run": len(res.rows), "ops": res.ops})
+    check, what = next(iter(first.failures.items()))
+    shrunk = res.shrunk.get(first.options.seed)
+    data: dict[str, Any] = {"seeds_to_detection": res.seeds_to_detection(),
+                            "failing_seed": first.options.seed, "check": check,
+                            "command": first.options.command(bug, first.failures)}
+    if shrunk is not None:
+        data["shrunk_command"] = shrunk.options.command(bug, shrunk.failures)
+        data["shrink_runs"] = shrunk.runs
+    return Row(label, "explore", True, res.seconds,
+               f"seed {first.options.seed} ({res.seeds_to_detection()} seeds to detection), "
+               f"{check}: {what}", "swarm", data)
 
 
 def _scenario_rows(bug: str | None, label: str, scenario: str, layers: Sequence[str],
@@ -428,8 +484,8 @@ def _scenario_rows(bug: str | None, label: str, scenario: str, layers: Sequence[
 
 
 def verdict(rows: Sequence[Row], min_layers: int = 2) -> list[str]:
-    """Problems: a bug caught by fewer than ``min_layers`` layers, or the correct
-    implementation flagged by any."""
+    """Problems: a bug caught by fewer than ``min_layers`` layers, or not found by an
+    explore row, or the correct implementation flagged by any."""
     problems = []
     by_bug: dict[str, list[Row]] = {}
     for r in rows:
@@ -439,11 +495,15 @@ def verdict(rows: Sequence[Row], min_layers: int = 2) -> list[str]:
         if bug == "none":
             problems += [f"the correct implementation was flagged by {r.layer}: {r.detail}"
                          for r in rs if r.caught]
-        elif len(caught) < min_layers:
+            continue
+        # The explore layer runs only when asked for: then it must find every bug.
+        problems += [f"{bug} not found by the explore sweep: {r.detail}"
+                     for r in rs if r.layer == "explore" and not r.caught]
+        if len(caught) < min_layers:
             problems.append(f"{bug} caught by {len(caught)} layer(s) {caught}, "
                             f"fewer than {min_layers}")
     return problems
 
 
-__all__ = ["GRAY_BUGS", "LAYERS", "MEMBERSHIP_BUGS", "Row", "heal_config", "heal_script",
-           "run_matrix", "run_scenario", "verdict"]
+__all__ = ["DEFAULT_LAYERS", "GRAY_BUGS", "LAYERS", "MEMBERSHIP_BUGS", "Row", "explore_row",
+           "heal_config", "heal_script", "run_matrix", "run_scenario", "verdict"]

@@ -2,10 +2,14 @@
 
 1. The invariant monitor folds every trace event, merged across nodes by real time,
    and checks the spec's properties after each (conformance/monitor.py).
-2. The linearizability checker reads history.jsonl (conformance/linearizability.py).
-3. Z3 decides whether the logged leases could have overlapped in real time given
+2. The linearizability checker reads history.jsonl (conformance/linearizability;
+   SEMANTICS.md there).
+3. The history against the traces (conformance/history_vs_trace.py): acknowledged
+   writes logged, chosen and committed in time; strong reads served under a lease;
+   eventual reads returning states their replica had applied; replicas that exist.
+4. Z3 decides whether the logged leases could have overlapped in real time given
    the drift bound (conformance/trace_leases.py).
-4. With ``tlc=True``, TLC checks that the trace is a behavior of the spec
+5. With ``tlc=True``, TLC checks that the trace is a behavior of the spec
    (conformance/trace_validation.py).
 
 Every violation names the file and line of the offending event or operation. Bad
@@ -14,7 +18,8 @@ traces and config (conformance/trace_loader.py), the history's lines, and a hist
 that lacks writes the traces logged; a logged copy of a write whose op does not
 decode is one too, after the checkers, unless they found a violation. What a layer
 leaves unchecked (events past ``tlc_max_events``, if given, keys the linearizability search
-could not decide) is its ``unchecked`` note, never a silent pass.
+could not decide, with the search budget) is its ``unchecked`` note, never a silent
+pass: the command exits 2 for it unless ``--partial-ok``.
 """
 
 from __future__ import annotations
@@ -198,8 +203,10 @@ def replay(directory: Path, *, tlc: bool = False, tlc_max_events: int | None = N
                 first.setdefault(r.key, r.id)
         shown = ", ".join(f"{hist_path}:{lines.get(rid, '?')}" for rid in
                           list(first.values())[:5])
-        undecided = (f"{len(unknown)} key(s) not decided within the search bound, their "
-                     f"operations unchecked (first operations at {shown})")
+        undecided = (f"{len(unknown)} key(s) undecided within the search budget of "
+                     f"{lin.max_states:,} states per key, their operations unchecked (first "
+                     f"operations at {shown}); `dynaspec check-history --max-states N` "
+                     f"decides them with a larger budget")
     layers.append(LayerResult(
         "linearizability", not (lin.violations or lin.eventual_violations),
         time.perf_counter() - started,
@@ -209,7 +216,17 @@ def replay(directory: Path, *, tlc: bool = False, tlc_max_events: int | None = N
     if progress is not None:
         progress("linearizability", 1, 1)
 
-    # 3. Z3: could the logged leases have overlapped?
+    # 3. the history against the traces
+    from conformance.history_vs_trace import check_history_vs_trace
+
+    started = time.perf_counter()
+    hvt = check_history_vs_trace(events, records, kinds, history_where={
+        rid: f"{hist_path}:{ln}" for rid, ln in lines.items()},
+        config_where=f"{directory / 'config.json'}:1")
+    layers.append(LayerResult("history-vs-trace", hvt.ok, time.perf_counter() - started,
+                              hvt.summary(), [str(d) for d in hvt.disagreements[:20]]))
+
+    # 4. Z3: could the logged leases have overlapped?
     from conformance.trace_leases import check_trace_leases
 
     started = time.perf_counter()
@@ -222,7 +239,7 @@ def replay(directory: Path, *, tlc: bool = False, tlc_max_events: int | None = N
         if bad_copy is not None:
             raise TraceInputError(bad_copy)
 
-    # 4. TLC trace validation
+    # 5. TLC trace validation
     if tlc:
         cut = tlc_max_events is not None and total > tlc_max_events
         subset = events[:tlc_max_events] if cut else events

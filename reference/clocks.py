@@ -37,8 +37,8 @@ _PPM = 1_000_000
 class LocalClock:
     """A node's local clock: ``now_us()`` = real time + bounded, wandering offset."""
 
-    __slots__ = ("_offset0", "_rate_ppm", "_seg_start", "_sim", "max_drift_us", "max_rate_ppm",
-                 "rng", "segment_us")
+    __slots__ = ("_memo_at", "_memo_offset", "_offset0", "_rate_ppm", "_seg_start", "_sim",
+                 "max_drift_us", "max_rate_ppm", "rng", "segment_us")
 
     def __init__(
         self,
@@ -69,6 +69,9 @@ class LocalClock:
         self._seg_start = sim.now
         self._offset0 = initial_offset_us
         self._rate_ppm = self._draw_rate()
+        # The offset at one simulated instant, memoised: a step reads the clock many times.
+        self._memo_at: int | None = None
+        self._memo_offset = 0
 
     def _draw_rate(self) -> int:
         return self.rng.randint(-self.max_rate_ppm, self.max_rate_ppm)
@@ -83,12 +86,16 @@ class LocalClock:
     def offset_us(self) -> int:
         """``local - real`` at the current simulated instant."""
         now = self._sim.now
+        if now == self._memo_at:
+            return self._memo_offset
         seg = self.segment_us
         while now - self._seg_start >= seg:
             self._offset0 = self._offset_in_segment(seg)
             self._seg_start += seg
             self._rate_ppm = self._draw_rate()
-        return self._offset_in_segment(now - self._seg_start)
+        off = self._offset_in_segment(now - self._seg_start)
+        self._memo_at, self._memo_offset = now, off
+        return off
 
     def skew(self, rate_ppm: int) -> None:
         """Run at ``1 + rate_ppm / 1e6`` for the next segment, starting now (fault
@@ -98,10 +105,14 @@ class LocalClock:
         self._offset0 = self.offset_us()
         self._seg_start = self._sim.now
         self._rate_ppm = rate_ppm
+        self._memo_at = None
 
     def now_us(self) -> int:
         """The node's reading of the time, in microseconds."""
-        return self._sim.now + self.offset_us()
+        now = self._sim.now
+        if now == self._memo_at:
+            return now + self._memo_offset
+        return now + self.offset_us()
 
     def real_time_bounds(self) -> tuple[int, int]:
         """An interval guaranteed to contain real time, as a node could compute it.

@@ -29,14 +29,16 @@ from reference.audit import AuditReport, audit
 from reference.client import Client, ClientConfig, HistoryRecord
 from reference.clocks import LocalClock
 from reference.faults import install as install_faults
+from reference.faults import parse_faults
 from reference.healing import copy_time_us
 from reference.messages import NOOP, Cmd, Kind
 from reference.network import Network, NetworkConfig
 from reference.node import NodeConfig, ReplicaNode
 from reference.replica import DEFAULT_SCHEMA, ReplicaConfig, Snapshot
 from reference.simulator import Simulator
+from reference.storage import Key, M, N, Put, S
 from reference.trace import Listener, TraceWriter
-from reference.workload import Workload, WorkloadConfig
+from reference.workload import Workload, WorkloadConfig, key_name
 
 _SECOND = 1_000_000
 FAULT_SCHEDULES = ("none", "crashes", "partitions", "flaky-network", "clock-drift", "disk-faults",
@@ -70,6 +72,10 @@ class SimConfig:
     handoff: bool = True
     """Lease handoff: before a deployment restarts the leader, it relinquishes its lease
     and hands its ballot to an up-to-date follower (``deploy`` schedule)."""
+    liveness_us: int = 0
+    """A liveness probe (0: none): once the faults heal, a probe client writes until a
+    write succeeds; ``World.liveness`` says whether one did within this bound. The group
+    then settles for at least this long."""
 
     def __post_init__(self) -> None:
         if not 1 <= self.replicas <= 9:
@@ -88,8 +94,9 @@ class SimConfig:
                              f"exceed the lease renewal interval, lease_dur - renew_ahead "
                              f"({renew_every}us)")
         if self.faults not in FAULT_SCHEDULES:
-            raise ValueError(f"unknown fault schedule {self.faults!r}; "
-                             f"choose from {', '.join(FAULT_SCHEDULES)}")
+            parse_faults(self.faults)  # a mix, or a ValueError naming what is wrong
+        if self.liveness_us < 0:
+            raise ValueError("the liveness bound must be >= 0")
 
     def replica_config(self) -> ReplicaConfig:
         margin = self.lease_margin_us
@@ -110,22 +117,31 @@ class SimConfig:
             late_min = max(et, self.replica_config().lease_margin_us) + 1_000
             net = replace(net, late_min_us=late_min, late_max_us=2 * et + et // 2)
             return replace(self, network=net).effective()
-        if self.faults == "flaky-network":
+        cfg = self
+        for kind, rate in parse_faults(self.faults):
+            cfg = cfg._adjusted_for(kind, rate)
+        return cfg
+
+    def _adjusted_for(self, kind: str, rate: float) -> SimConfig:
+        """The configuration fault ``kind`` needs (idempotent: ``effective`` may be
+        applied to its own result)."""
+        if kind == "flaky-network":
+            # (times 1.0 is exact: the named schedule's probabilities are unchanged)
             return replace(self, network=replace(
-                self.network, loss_prob=max(self.network.loss_prob, 0.05),
-                dup_prob=max(self.network.dup_prob, 0.02),
+                self.network, loss_prob=max(self.network.loss_prob, min(0.5, 0.05 * rate)),
+                dup_prob=max(self.network.dup_prob, min(0.5, 0.02 * rate)),
                 jitter_us=max(self.network.jitter_us, 3_000),
-                corrupt_prob=max(self.network.corrupt_prob, 0.01)))
-        if self.faults == "clock-drift":
+                corrupt_prob=max(self.network.corrupt_prob, min(0.5, 0.01 * rate))))
+        if kind == "clock-drift":
             drift = max(self.max_drift_us, 50_000)
             return replace(self, max_drift_us=drift, max_rate_ppm=max(self.max_rate_ppm, 50_000))
-        if self.faults == "heal":
+        if kind == "heal":
             # Healing on, a spare to heal with, and WAL truncation, so that a log replica
             # copies only the WAL tail.
             node = replace(self.node, heal=replace(self.node.heal, enabled=True),
                            checkpoint_every=self.node.checkpoint_every or HEAL_CHECKPOINT_EVERY)
             return replace(self, spares=max(self.spares, 1), node=node)
-        if self.faults == "deploy":
+        if kind == "deploy":
             # WAL truncation keeps a new leader's recovered tail (what it must re-commit in
             # its ballot before it serves reads) within one re-proposal window.
             node = replace(self.node, checkpoint_every=self.node.checkpoint_every
@@ -218,6 +234,15 @@ class World:
         self._slow: set[tuple[str, str]] = set()
         self.restarts_planned: list[dict[str, Any]] = []
         """Deployment restarts (``deploy``): replica, whether it led, handoff, times (us)."""
+        # The liveness probe's client is forked last, so that a run with the probe draws
+        # what the same run without it draws.
+        self.probe: Client | None = None
+        if cfg.liveness_us:
+            self.probe = Client(sim, self.net, "probe", "az1", targets, sim.fork_rng(),
+                                self.history, cfg.client)
+        self.healed_at_us: int | None = None
+        self.probe_committed_us: int | None = None
+        """When the probe's first write after the heal succeeded (None: none did)."""
 
     # --- observation ---------------------------------------------------------------------
 
@@ -328,7 +353,44 @@ class World:
             self.slow_link(src, dst, None)
         for name in self.nodes:
             self.restart(name)
-        self.sim.run(until_us=self.sim.now + self.config.settle_us)
+        self.healed_at_us = self.sim.now
+        if self.probe is not None:
+            self._probe_write()
+        self.sim.run(until_us=self.sim.now + max(self.config.settle_us,
+                                                  self.config.liveness_us))
+
+    def _probe_write(self) -> None:
+        """One probe write; another as soon as one fails (until one succeeds, or the bound
+        has passed: after it the verdict is in)."""
+        assert self.probe is not None and self.healed_at_us is not None
+        if self.sim.now > self.healed_at_us + self.config.liveness_us:
+            return
+        name = key_name(0)
+
+        def done(rec: HistoryRecord) -> None:
+            if rec.status == "ok":
+                self.probe_committed_us = rec.complete_us
+            else:  # a timeout (outcome unknown), or refused: try again
+                self.sim.schedule(10_000, self._probe_write)
+
+        self.probe.write("put", Key(S(name)), lambda rid: Put(M(
+            pk=S(name), val=S("probe"), w=S(rid), n=N(0))), done)
+
+    def liveness(self) -> dict[str, Any] | None:
+        """The probe's verdict (None: no probe): ``stuck`` if no write succeeded within
+        ``liveness_us`` of the heal, unless more replicas were lost for good (killed, or
+        quarantined with a corrupt WAL) than the group tolerates, a minority: then no
+        write is owed (``beyond_budget``)."""
+        if self.probe is None or self.healed_at_us is None:
+            return None
+        took = None if self.probe_committed_us is None \
+            else self.probe_committed_us - self.healed_at_us
+        lost = sorted(n for n, node in self.nodes.items()
+                      if node.state in ("killed", "quarantined"))
+        beyond = len(lost) > (self.config.replicas - 1) // 2
+        return {"bound_s": self.config.liveness_us / 1e6, "healed_at_s": self.healed_at_us / 1e6,
+                "write_after_s": _s(took), "lost": lost, "beyond_budget": beyond,
+                "stuck": not beyond and (took is None or took > self.config.liveness_us)}
 
     # --- the control plane (reference/node.py ControlPlane) ----------------------------
 

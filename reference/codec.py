@@ -14,9 +14,10 @@ action catalogue.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any, Literal, TypeAlias
 
+import msgspec
 import orjson
 
 from reference.messages import (
@@ -52,7 +53,7 @@ from reference.storage import (
     Key,
     M,
     item_from_json,
-    item_to_json,
+    item_json_bytes,
     key_from_json,
     key_to_json,
 )
@@ -67,8 +68,7 @@ class CodecError(ValueError):
 RequestKind: TypeAlias = Literal["write", "strong", "eventual"]
 
 
-@dataclass(frozen=True, slots=True)
-class ClientRequest:
+class ClientRequest(msgspec.Struct, frozen=True):
     """A client operation. ``op`` is an encoded WriteOp for writes; ``key`` for reads."""
 
     rid: str
@@ -77,16 +77,14 @@ class ClientRequest:
     key: Key | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class ClientReply:
+class ClientReply(msgspec.Struct, frozen=True):
     rid: str
     result: ReplyResult
     hint: str | None = None
     """With NotLeader: the replica the sender believes leads, if it knows one."""
 
 
-@dataclass(frozen=True, slots=True)
-class ProgressMsg:
+class ProgressMsg(msgspec.Struct, frozen=True):
     """Follower -> leader catch-up report (not a spec message; it changes no spec state).
 
     ``have``: highest slot holding an entry of ballot ``bal``; ``applied``: the
@@ -106,8 +104,7 @@ class ProgressMsg:
     """The follower's checkpoint point (its log starts after it)."""
 
 
-@dataclass(frozen=True, slots=True)
-class SnapshotReportMsg:
+class SnapshotReportMsg(msgspec.Struct, frozen=True):
     """A replica tells the leader it has installed a B-tree snapshot (driver message):
     the leader may then add it as storage, or promote it."""
 
@@ -115,8 +112,7 @@ class SnapshotReportMsg:
     upto: int
 
 
-@dataclass(frozen=True, slots=True)
-class SeedMsg:
+class SeedMsg(msgspec.Struct, frozen=True):
     """Leader -> a replica that lacks slots the leader has truncated: slots 1..base are
     committed, and ``config``/``named`` are the configuration and the ids named by
     then. A replica without a B-tree (a joining log replica) starts its log after
@@ -129,8 +125,7 @@ class SeedMsg:
     named: tuple[str, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class TruncateMsg:
+class TruncateMsg(msgspec.Struct, frozen=True):
     """Leader -> members: every member of its view has persisted slots 1..upto, all
     committed; each may truncate its WAL up to there (once applied, with a B-tree)."""
 
@@ -183,7 +178,7 @@ def cmd_to_wire(c: Cmd) -> list[str] | dict[str, str] | None:
 def cmd_from_wire(x: Any) -> Cmd:
     if x is None:
         return NOOP
-    if isinstance(x, list) and len(x) == 2 and isinstance(x[0], str) and isinstance(x[1], str):
+    if type(x) is list and len(x) == 2 and type(x[0]) is str and type(x[1]) is str:
         return Command(x[0], x[1].encode())
     if isinstance(x, dict):
         return change_from_json(x)
@@ -202,28 +197,31 @@ def cmd_to_json(c: Cmd) -> dict[str, Any] | None:
 # --- results -------------------------------------------------------------------------
 
 
-def _item(x: M | None) -> dict[str, Any] | None:
-    return None if x is None else item_to_json(x)
+def _item(x: M | None) -> orjson.Fragment | None:
+    # A stored item is sent in many replies: its JSON is computed once (item_json_bytes).
+    return None if x is None else orjson.Fragment(item_json_bytes(x))
+
+
+_SIMPLE_RESULTS: dict[type, str] = {NotLeader: "not_leader", LeaseNotHeld: "lease_not_held",
+                                    NotReady: "not_ready", NotStorage: "not_storage"}
+_SIMPLE_BY_TAG: dict[str, ReplyResult] = {
+    "not_leader": NotLeader(), "lease_not_held": LeaseNotHeld(), "not_ready": NotReady(),
+    "not_storage": NotStorage()}
 
 
 def result_to_wire(r: ReplyResult) -> list[Any]:
-    match r:
-        case Applied(old, new):
-            return ["applied", _item(old), _item(new)]
-        case ConditionalCheckFailed(current):
-            return ["condfail", _item(current)]
-        case Invalid(reason):
-            return ["invalid", reason]
-        case ReadResult(item):
-            return ["read", _item(item)]
-        case NotLeader():
-            return ["not_leader"]
-        case LeaseNotHeld():
-            return ["lease_not_held"]
-        case NotReady():
-            return ["not_ready"]
-        case NotStorage():
-            return ["not_storage"]
+    t = type(r)
+    if t is Applied:
+        return ["applied", _item(r.old), _item(r.new)]  # type: ignore[union-attr]
+    if t is ReadResult:
+        return ["read", _item(r.item)]  # type: ignore[union-attr]
+    if t is ConditionalCheckFailed:
+        return ["condfail", _item(r.current)]  # type: ignore[union-attr]
+    if t is Invalid:
+        return ["invalid", r.reason]  # type: ignore[union-attr]
+    simple = _SIMPLE_RESULTS.get(t)
+    if simple is not None:
+        return [simple]
     raise TypeError(f"not a reply result: {r!r}")
 
 
@@ -232,74 +230,80 @@ def _opt_item(x: Any) -> M | None:
 
 
 def result_from_wire(x: Any) -> ReplyResult:
-    if not isinstance(x, list) or not x or not isinstance(x[0], str):
+    if type(x) is not list or not x or type(x[0]) is not str:
         raise CodecError(f"bad result {x!r}")
-    tag, args = x[0], x[1:]
+    tag, n = x[0], len(x) - 1
     try:
-        if tag == "applied" and len(args) == 2:
-            return Applied(_opt_item(args[0]), _opt_item(args[1]))
-        if tag == "condfail" and len(args) == 1:
-            return ConditionalCheckFailed(_opt_item(args[0]))
-        if tag == "invalid" and len(args) == 1 and isinstance(args[0], str):
-            return Invalid(args[0])
-        if tag == "read" and len(args) == 1:
-            return ReadResult(_opt_item(args[0]))
+        if tag == "applied" and n == 2:
+            return Applied(_opt_item(x[1]), _opt_item(x[2]))
+        if tag == "read" and n == 1:
+            return ReadResult(_opt_item(x[1]))
+        if tag == "condfail" and n == 1:
+            return ConditionalCheckFailed(_opt_item(x[1]))
+        if tag == "invalid" and n == 1 and type(x[1]) is str:
+            return Invalid(x[1])
     except DecodeError as exc:
         raise CodecError(str(exc)) from exc
-    simple: dict[str, ReplyResult] = {"not_leader": NotLeader(), "lease_not_held": LeaseNotHeld(),
-              "not_ready": NotReady(), "not_storage": NotStorage()}
-    if tag in simple and not args:
-        return simple[tag]
+    if tag in _SIMPLE_BY_TAG and not n:
+        return _SIMPLE_BY_TAG[tag]
     raise CodecError(f"bad result {x!r}")
 
 
 # --- messages ------------------------------------------------------------------------
+# One encoder per message class and one decoder per wire tag (dispatch, not a chain of
+# pattern matches: every message of a run goes through here twice).
 
 
 def _entries_to_wire(log: tuple[Entry, ...]) -> list[Any]:
     return [[e.bal, cmd_to_wire(e.cmd)] for e in log]
 
 
+def _1b_to_wire(m: Phase1bMsg) -> list[Any]:
+    if m.base or m.base_config or m.base_named:
+        return ["1b", m.bal, m.src, m.dst, _entries_to_wire(m.log), m.granted, m.base,
+                [list(p) for p in m.base_config], list(m.base_named)]
+    return ["1b", m.bal, m.src, m.dst, _entries_to_wire(m.log), m.granted]
+
+
+def _progress_to_wire(m: ProgressMsg) -> list[Any]:
+    if m.base:
+        return ["progress", m.bal, m.src, m.dst, m.have, m.applied, m.urgent, m.base]
+    return ["progress", m.bal, m.src, m.dst, m.have, m.applied, m.urgent]
+
+
+def _request_to_wire(m: ClientRequest) -> list[Any]:
+    return ["req", m.rid, m.kind, m.op.decode(), None if m.key is None else key_to_json(m.key)]
+
+
+_TO_WIRE: dict[type, Callable[[Any], list[Any]]] = {
+    Phase1aMsg: lambda m: ["1a", m.bal, m.src],
+    Phase1bMsg: _1b_to_wire,
+    Phase2aMsg: lambda m: ["2a", m.bal, m.slot, cmd_to_wire(m.cmd), m.src],
+    Phase2bMsg: lambda m: ["2b", m.bal, m.slot, cmd_to_wire(m.cmd), m.src],
+    CommitMsg: lambda m: ["commit", m.bal, m.slot, m.src],
+    LeaseMsg: lambda m: (["lease", m.bal, m.start, m.src, True] if m.held
+                         else ["lease", m.bal, m.start, m.src]),
+    LeaseAckMsg: lambda m: ["leaseAck", m.bal, m.start, m.src, m.dst],
+    ProgressMsg: _progress_to_wire,
+    SnapshotReportMsg: lambda m: ["snap", m.src, m.upto],
+    SeedMsg: lambda m: ["seed", m.bal, m.src, m.base, [list(p) for p in m.config],
+                        list(m.named)],
+    TruncateMsg: lambda m: ["trunc", m.bal, m.src, m.upto],
+    ProbeMsg: lambda m: ["probe", m.src, m.n],
+    ProbeAckMsg: lambda m: ["probeAck", m.src, m.dst, m.hears, m.n],
+    HandoffMsg: lambda m: ["handoff", m.bal, m.src, m.dst],
+    ClientRequest: _request_to_wire,
+    ClientReply: lambda m: ["reply", m.rid, result_to_wire(m.result), m.hint],
+}
+
+
 def to_wire(m: Wire) -> list[Any]:
-    match m:
-        case Phase1aMsg(bal, src):
-            return ["1a", bal, src]
-        case Phase1bMsg(bal, src, dst, log, granted, base, base_config, base_named):
-            if base or base_config or base_named:
-                return ["1b", bal, src, dst, _entries_to_wire(log), granted, base,
-                        [list(p) for p in base_config], list(base_named)]
-            return ["1b", bal, src, dst, _entries_to_wire(log), granted]
-        case Phase2aMsg(bal, slot, cmd, src):
-            return ["2a", bal, slot, cmd_to_wire(cmd), src]
-        case Phase2bMsg(bal, slot, cmd, src):
-            return ["2b", bal, slot, cmd_to_wire(cmd), src]
-        case CommitMsg(bal, slot, src):
-            return ["commit", bal, slot, src]
-        case LeaseMsg(bal, start, src, held):
-            return ["lease", bal, start, src, True] if held else ["lease", bal, start, src]
-        case LeaseAckMsg(bal, start, src, dst):
-            return ["leaseAck", bal, start, src, dst]
-        case ProgressMsg(bal, src, dst, have, applied, urgent, base):
-            if base:
-                return ["progress", bal, src, dst, have, applied, urgent, base]
-            return ["progress", bal, src, dst, have, applied, urgent]
-        case SnapshotReportMsg(src, upto):
-            return ["snap", src, upto]
-        case SeedMsg(bal, src, base, config, named):
-            return ["seed", bal, src, base, [list(p) for p in config], list(named)]
-        case TruncateMsg(bal, src, upto):
-            return ["trunc", bal, src, upto]
-        case ProbeMsg(src, nonce):
-            return ["probe", src, nonce]
-        case ProbeAckMsg(src, dst, hears, nonce):
-            return ["probeAck", src, dst, hears, nonce]
-        case HandoffMsg(bal, src, dst):
-            return ["handoff", bal, src, dst]
-        case ClientRequest(rid, kind, op, key):
-            return ["req", rid, kind, op.decode(), None if key is None else key_to_json(key)]
-        case ClientReply(rid, result, hint):
-            return ["reply", rid, result_to_wire(result), hint]
-    raise TypeError(f"not a message: {m!r}")
+    convert = _TO_WIRE.get(type(m))
+    if convert is None:
+        convert = next((f for cls, f in _TO_WIRE.items() if isinstance(m, cls)), None)
+        if convert is None:
+            raise TypeError(f"not a message: {m!r}")
+    return convert(m)
 
 
 def encode(m: Wire) -> bytes:
@@ -307,11 +311,17 @@ def encode(m: Wire) -> bytes:
 
 
 def _ints(*xs: Any) -> bool:
-    return all(type(x) is int for x in xs)
+    for x in xs:  # noqa: SIM110 (a loop is faster than all(genexpr); runs per field)
+        if type(x) is not int:
+            return False
+    return True
 
 
 def _strs(*xs: Any) -> bool:
-    return all(type(x) is str for x in xs)
+    for x in xs:  # noqa: SIM110
+        if type(x) is not str:
+            return False
+    return True
 
 
 def _entries_from_wire(x: Any) -> tuple[Entry, ...]:
@@ -338,68 +348,140 @@ def config_from_wire(x: Any) -> tuple[tuple[str, Kind], ...]:
     return tuple(out)
 
 
-def from_wire(x: Any) -> Wire:
-    if not isinstance(x, list) or not x:
-        raise CodecError("message must be a non-empty array")
-    t, a = x[0], x[1:]
+# Each decoder takes the fields after the tag; None means they do not fit the tag.
+_Fields = list[Any]
+
+
+def _1b_from_wire(a: _Fields) -> Wire | None:
     n = len(a)
-    if t == "1a" and n == 2 and _ints(a[0]) and _strs(a[1]):
-        return Phase1aMsg(a[0], a[1])
-    if t == "1b" and n == 5 and _ints(a[0], a[4]) and _strs(a[1], a[2]):
+    if n == 5 and _ints(a[0], a[4]) and _strs(a[1], a[2]):
         return Phase1bMsg(a[0], a[1], a[2], _entries_from_wire(a[3]), a[4])
-    if t == "1b" and n == 8 and _ints(a[0], a[4], a[5]) and _strs(a[1], a[2]) \
+    if n == 8 and _ints(a[0], a[4], a[5]) and _strs(a[1], a[2]) \
             and isinstance(a[7], list) and _strs(*a[7]):
         return Phase1bMsg(a[0], a[1], a[2], _entries_from_wire(a[3]), a[4], a[5],
                           config_from_wire(a[6]), tuple(a[7]))
-    if t in ("2a", "2b") and n == 4 and _ints(a[0], a[1]) and _strs(a[3]):
-        cls = Phase2aMsg if t == "2a" else Phase2bMsg
-        return cls(a[0], a[1], cmd_from_wire(a[2]), a[3])
-    if t == "commit" and n == 3 and _ints(a[0], a[1]) and _strs(a[2]):
+    return None
+
+
+def _2a_from_wire(a: _Fields) -> Wire | None:
+    if len(a) == 4 and type(a[0]) is int and type(a[1]) is int and type(a[3]) is str:
+        return Phase2aMsg(a[0], a[1], cmd_from_wire(a[2]), a[3])
+    return None
+
+
+def _2b_from_wire(a: _Fields) -> Wire | None:
+    if len(a) == 4 and type(a[0]) is int and type(a[1]) is int and type(a[3]) is str:
+        return Phase2bMsg(a[0], a[1], cmd_from_wire(a[2]), a[3])
+    return None
+
+
+def _commit_from_wire(a: _Fields) -> Wire | None:
+    if len(a) == 3 and type(a[0]) is int and type(a[1]) is int and type(a[2]) is str:
         return CommitMsg(a[0], a[1], a[2])
-    if t == "lease" and n == 3 and _ints(a[0], a[1]) and _strs(a[2]):
-        return LeaseMsg(a[0], a[1], a[2])
-    if t == "lease" and n == 4 and _ints(a[0], a[1]) and _strs(a[2]) and a[3] is True:
-        return LeaseMsg(a[0], a[1], a[2], True)  # held (false is the 3-field form)
-    if t == "leaseAck" and n == 4 and _ints(a[0], a[1]) and _strs(a[2], a[3]):
-        return LeaseAckMsg(a[0], a[1], a[2], a[3])
-    if t == "progress" and n == 6 and _ints(a[0], a[3], a[4]) and _strs(a[1], a[2]) \
-            and type(a[5]) is bool:
+    return None
+
+
+def _lease_from_wire(a: _Fields) -> Wire | None:
+    n = len(a)
+    if n in (3, 4) and _ints(a[0], a[1]) and _strs(a[2]):
+        if n == 3:
+            return LeaseMsg(a[0], a[1], a[2])
+        if a[3] is True:
+            return LeaseMsg(a[0], a[1], a[2], True)  # held (false is the 3-field form)
+    return None
+
+
+def _progress_from_wire(a: _Fields) -> Wire | None:
+    n = len(a)
+    if n == 6 and _ints(a[0], a[3], a[4]) and _strs(a[1], a[2]) and type(a[5]) is bool:
         return ProgressMsg(a[0], a[1], a[2], a[3], a[4], a[5])
-    if t == "progress" and n == 7 and _ints(a[0], a[3], a[4], a[6]) and _strs(a[1], a[2]) \
+    if n == 7 and _ints(a[0], a[3], a[4], a[6]) and _strs(a[1], a[2]) \
             and type(a[5]) is bool:
         return ProgressMsg(a[0], a[1], a[2], a[3], a[4], a[5], a[6])
-    if t == "snap" and n == 2 and _strs(a[0]) and _ints(a[1]):
-        return SnapshotReportMsg(a[0], a[1])
-    if t == "seed" and n == 5 and _ints(a[0], a[2]) and _strs(a[1]) \
+    return None
+
+
+def _seed_from_wire(a: _Fields) -> Wire | None:
+    if len(a) == 5 and _ints(a[0], a[2]) and _strs(a[1]) \
             and isinstance(a[4], list) and _strs(*a[4]):
         return SeedMsg(a[0], a[1], a[2], config_from_wire(a[3]), tuple(a[4]))
-    if t == "trunc" and n == 3 and _ints(a[0], a[2]) and _strs(a[1]):
-        return TruncateMsg(a[0], a[1], a[2])
-    if t == "probe" and n == 2 and _strs(a[0]) and _ints(a[1]):
-        return ProbeMsg(a[0], a[1])
-    if t == "probeAck" and n == 4 and _strs(a[0], a[1]) and type(a[2]) is bool \
-            and _ints(a[3]):
-        return ProbeAckMsg(a[0], a[1], a[2], a[3])
-    if t == "handoff" and n == 3 and _ints(a[0]) and _strs(a[1], a[2]):
-        return HandoffMsg(a[0], a[1], a[2])
-    if t == "req" and n == 4 and _strs(a[0], a[1], a[2]) \
-            and a[1] in ("write", "strong", "eventual"):
+    return None
+
+
+def _request_from_wire(a: _Fields) -> Wire | None:
+    if len(a) == 4 and _strs(a[0], a[1], a[2]) and a[1] in ("write", "strong", "eventual"):
         try:
             key = None if a[3] is None else key_from_json(a[3])
         except DecodeError as exc:
             raise CodecError(str(exc)) from exc
         return ClientRequest(a[0], a[1], a[2].encode(), key)
-    if t == "reply" and n == 3 and _strs(a[0]) and (a[2] is None or _strs(a[2])):
+    return None
+
+
+def _reply_from_wire(a: _Fields) -> Wire | None:
+    if len(a) == 3 and _strs(a[0]) and (a[2] is None or _strs(a[2])):
         return ClientReply(a[0], result_from_wire(a[1]), a[2])
-    raise CodecError(f"bad {t!r} message")
+    return None
+
+
+_FROM_WIRE: dict[str, Callable[[_Fields], Wire | None]] = {
+    "1a": lambda a: Phase1aMsg(a[0], a[1])
+    if len(a) == 2 and _ints(a[0]) and _strs(a[1]) else None,
+    "1b": _1b_from_wire,
+    "2a": _2a_from_wire,
+    "2b": _2b_from_wire,
+    "commit": _commit_from_wire,
+    "lease": _lease_from_wire,
+    "leaseAck": lambda a: LeaseAckMsg(a[0], a[1], a[2], a[3])
+    if len(a) == 4 and _ints(a[0], a[1]) and _strs(a[2], a[3]) else None,
+    "progress": _progress_from_wire,
+    "snap": lambda a: SnapshotReportMsg(a[0], a[1])
+    if len(a) == 2 and _strs(a[0]) and _ints(a[1]) else None,
+    "seed": _seed_from_wire,
+    "trunc": lambda a: TruncateMsg(a[0], a[1], a[2])
+    if len(a) == 3 and _ints(a[0], a[2]) and _strs(a[1]) else None,
+    "probe": lambda a: ProbeMsg(a[0], a[1])
+    if len(a) == 2 and _strs(a[0]) and _ints(a[1]) else None,
+    "probeAck": lambda a: ProbeAckMsg(a[0], a[1], a[2], a[3])
+    if len(a) == 4 and _strs(a[0], a[1]) and type(a[2]) is bool and _ints(a[3]) else None,
+    "handoff": lambda a: HandoffMsg(a[0], a[1], a[2])
+    if len(a) == 3 and _ints(a[0]) and _strs(a[1], a[2]) else None,
+    "req": _request_from_wire,
+    "reply": _reply_from_wire,
+}
+
+
+def from_wire(x: Any) -> Wire:
+    if not isinstance(x, list) or not x:
+        raise CodecError("message must be a non-empty array")
+    t = x[0]
+    convert = _FROM_WIRE.get(t) if type(t) is str else None
+    m = convert(x[1:]) if convert is not None else None
+    if m is None:
+        raise CodecError(f"bad {t!r} message")
+    return m
+
+
+_DECODED: dict[bytes, Wire] = {}
+"""Recently decoded payloads: a broadcast (or a re-sent message) arrives as the same
+bytes at several nodes, and messages are immutable, so one decoding serves them all."""
+_DECODED_MAX = 1024
 
 
 def decode(data: bytes) -> Wire:
+    m = _DECODED.get(data) if type(data) is bytes else None
+    if m is not None:
+        return m
     try:
         x = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
         raise CodecError(f"not JSON: {exc}") from exc
-    return from_wire(x)
+    m = from_wire(x)
+    if type(data) is bytes:
+        if len(_DECODED) >= _DECODED_MAX:
+            _DECODED.clear()
+        _DECODED[data] = m
+    return m
 
 
 # --- trace form ----------------------------------------------------------------------

@@ -41,6 +41,16 @@ heals everything afterwards. Times are drawn from the world's fault stream.
   (it commits them before it serves reads) and grant its first lease; restarted
   then, the successor has to catch the other follower up first (its log may start
   below the recovered slots: the WAL has no holes), a round trip and a tick more.
+
+Fault mixes (``dynaspec explore``'s swarm): ``KIND:RATE+KIND:RATE...``, e.g.
+``crashes:2+partitions:0.5``, installs each kind's schedule at once, its faults
+``RATE`` times as frequent as the named schedule's (the waits between faults divided
+by it; ``flaky-network``: its loss, duplication and corruption probabilities
+multiplied by it; ``heal``: one kill whatever the rate). A bare name (``crashes``)
+is the named schedule, drawing from the world's fault stream exactly as it always
+did, so its runs keep their bytes; a mix (any text with a rate or a ``+``) gives each
+kind its own stream, derived from the fault stream and the kind's name, so dropping a
+kind from a mix (explore's shrinking) leaves the other kinds' faults where they were.
 """
 
 from __future__ import annotations
@@ -148,23 +158,78 @@ class FaultTarget(Protocol):
     def heal(self) -> None: ...
 
 
+FAULT_KINDS = ("crashes", "partitions", "flaky-network", "clock-drift", "disk-faults", "heal",
+               "gray", "deploy")
+"""The kinds a fault mix combines: every named schedule but ``none``."""
+MAX_RATE = 10.0
+
+
+def parse_faults(text: str) -> list[tuple[str, float]]:
+    """``(kind, rate)`` per kind of a schedule name or mix (``none``: no kind);
+    ``ValueError`` names what is wrong."""
+    if text == "none":
+        return []
+    parts: list[tuple[str, float]] = []
+    for item in text.split("+"):
+        kind, sep, rate_text = item.partition(":")
+        if kind not in FAULT_KINDS:
+            raise ValueError(f"unknown fault kind {kind!r} in {text!r}; choose from none, "
+                             f"{', '.join(FAULT_KINDS)}, or a mix KIND:RATE+KIND:RATE")
+        try:
+            rate = float(rate_text) if sep else 1.0
+        except ValueError:
+            raise ValueError(f"fault rate {rate_text!r} of {kind} is not a number") from None
+        if not 0 < rate <= MAX_RATE:
+            raise ValueError(f"fault rate {rate_text} of {kind} must be in (0, {MAX_RATE:g}]")
+        if kind in (k for k, _ in parts):
+            raise ValueError(f"fault kind {kind} twice in {text!r}")
+        parts.append((kind, rate))
+    return parts
+
+
+def is_mix(text: str) -> bool:
+    """A mix, rather than a bare schedule name (whose draws must not change)."""
+    return ":" in text or "+" in text
+
+
+def format_mix(parts: list[tuple[str, float]]) -> str:
+    """The mix text ``parse_faults`` reads back; ``none`` if no kind."""
+    return "+".join(f"{k}:{r:g}" for k, r in parts) or "none"
+
+
 def install(world: FaultTarget) -> None:
-    kind = world.config.faults
+    text = world.config.faults
+    parts = parse_faults(text)
+    if not is_mix(text):
+        for kind, rate in parts:
+            _install_kind(world, kind, rate, world.fault_rng)
+        return
+    base = world.fault_rng.getrandbits(64)
+    for kind, rate in parts:
+        # str seeds hash with SHA-512: the same stream in every process, any PYTHONHASHSEED.
+        _install_kind(world, kind, rate, random.Random(f"{base}:{kind}"))
+
+
+def _install_kind(world: FaultTarget, kind: str, rate: float, rng: random.Random) -> None:
     if kind in ("crashes", "disk-faults"):
-        _every(world, 3 * SECOND, 8 * SECOND, lambda: _crash_one(world, 0.5))
+        flip = kind == "disk-faults"
+        _every(world, rng, 3 * SECOND, 8 * SECOND, rate,
+               lambda: _crash_one(world, rng, 0.5, flip))
     elif kind == "partitions":
-        _every(world, 3 * SECOND, 8 * SECOND, lambda: _partition_one(world))
+        _every(world, rng, 3 * SECOND, 8 * SECOND, rate, lambda: _partition_one(world, rng))
     elif kind == "clock-drift":
-        _every(world, 4 * SECOND, 8 * SECOND, lambda: _crash_one(world, 1.0))
+        _every(world, rng, 4 * SECOND, 8 * SECOND, rate,
+               lambda: _crash_one(world, rng, 1.0, False))
     elif kind == "heal":
-        world.sim.schedule_at(world.config.node.heal.kill_at_us, lambda: _kill_one(world))
+        world.sim.schedule_at(world.config.node.heal.kill_at_us, lambda: _kill_one(world, rng))
     elif kind == "gray":
-        _gray(world)
+        _gray(world, rng, rate)
     elif kind == "deploy":
-        _deploy(world)
+        _deploy(world, rate)
+    # flaky-network: SimConfig.effective sets the network's probabilities.
 
 
-def _kill_one(world: FaultTarget) -> None:
+def _kill_one(world: FaultTarget, rng: random.Random) -> None:
     """Kill the leader, or a follower among the initial storage replicas."""
     leader = world.leader()
     if world.config.node.heal.victim == "leader" and leader is not None:
@@ -173,11 +238,13 @@ def _kill_one(world: FaultTarget) -> None:
     group = list(world.nodes)[:world.config.replicas]
     followers = [n for n in group if n != leader and n in world.up_nodes()]
     if followers:
-        world.kill(world.fault_rng.choice(followers))
+        world.kill(rng.choice(followers))
 
 
-def _every(world: FaultTarget, lo: int, hi: int, act: Callable[[], None]) -> None:
-    rng = world.fault_rng
+def _every(world: FaultTarget, rng: random.Random, lo: int, hi: int, rate: float,
+           act: Callable[[], None]) -> None:
+    if rate != 1.0:  # (rate 1 leaves the bounds, hence the draws, as they were)
+        lo, hi = max(1, round(lo / rate)), max(1, round(hi / rate))
     t = rng.randint(lo, hi)
     end = world.config.duration_us
     while t < end:
@@ -185,8 +252,7 @@ def _every(world: FaultTarget, lo: int, hi: int, act: Callable[[], None]) -> Non
         t += rng.randint(lo, hi)
 
 
-def _crash_one(world: FaultTarget, leader_bias: float) -> None:
-    rng = world.fault_rng
+def _crash_one(world: FaultTarget, rng: random.Random, leader_bias: float, flip: bool) -> None:
     up = world.up_nodes()
     if len(up) <= len(world.nodes) // 2:
         return  # keep a quorum up so the run keeps making progress
@@ -194,15 +260,13 @@ def _crash_one(world: FaultTarget, leader_bias: float) -> None:
     name = leader if leader is not None and rng.random() < leader_bias else rng.choice(up)
     world.crash(name)
     node = world.nodes[name]
-    flip = world.config.faults == "disk-faults" and not world.faults_injected["flip_bit"]
-    if flip:
+    if flip and not world.faults_injected["flip_bit"]:
         offset = node.flip_wal_bit()
         world.note(f"flip_bit {name} byte {offset}")
     world.sim.schedule(rng.randint(1 * SECOND, 4 * SECOND), world.restart, name)
 
 
-def _partition_one(world: FaultTarget) -> None:
-    rng = world.fault_rng
+def _partition_one(world: FaultTarget, rng: random.Random) -> None:
     leader = world.leader()
     names = list(world.nodes)
     roll = rng.random()
@@ -221,8 +285,10 @@ GRAY_FIRST_US = 2 * SECOND
 """The first gray fault (the group has a leader holding its lease by then)."""
 
 
-def _gray(world: FaultTarget) -> None:
-    rng = world.fault_rng
+def _gray(world: FaultTarget, rng: random.Random, rate: float) -> None:
+    gap_lo, gap_hi = SECOND, 2 * SECOND
+    if rate != 1.0:
+        gap_lo, gap_hi = max(1, round(gap_lo / rate)), max(1, round(gap_hi / rate))
     slow_us = 2 * world.config.node.election_timeout_us + SECOND // 2
     t, i = GRAY_FIRST_US, 0
     while t < world.config.duration_us:
@@ -232,7 +298,7 @@ def _gray(world: FaultTarget) -> None:
         if i == 0:  # the first: the leader's link to a follower, for 3 s
             took, direction = 3 * SECOND, 0.0
         world.sim.schedule_at(t, _gray_fault, world, slow, took, slow_us, pick, direction)
-        t += took + rng.randint(SECOND, 2 * SECOND)
+        t += took + rng.randint(gap_lo, gap_hi)
         i += 1
 
 
@@ -266,12 +332,13 @@ HANDOFF_TIMEOUT_US = SECOND // 2
 HANDOFF_POLL_US = 1_000
 
 
-def _deploy(world: FaultTarget) -> None:
+def _deploy(world: FaultTarget, rate: float) -> None:
     group = list(world.nodes)[:world.config.replicas]
+    every = DEPLOY_EVERY_US if rate == 1.0 else max(1, round(DEPLOY_EVERY_US / rate))
     t, i = DEPLOY_WARMUP_US, 0
     while t < world.config.duration_us:
         world.sim.schedule_at(t, _deploy_one, world, group[i % len(group)])
-        t += DEPLOY_EVERY_US
+        t += every
         i += 1
 
 

@@ -55,7 +55,7 @@ import random
 from collections import Counter, deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, get_args
 
 import msgspec
 
@@ -126,6 +126,9 @@ from reference.wal_records import (
 )
 
 NodeState = Literal["up", "down", "quarantined", "spare", "killed"]
+
+_PROTOCOL: frozenset[type] = frozenset(get_args(Message))
+"""The spec's message classes (the replica's handlers take them)."""
 
 
 class ControlPlane(Protocol):
@@ -292,6 +295,8 @@ class ReplicaNode:
     def _step(self, effects: list[Effect]) -> None:
         """Make one handler call's effects happen: WAL first, the rest after the sync."""
         r = self.replica
+        if not effects and not r.events:
+            return  # most pumps find nothing enabled
         events = r.events
         r.events = []
         wrote = False
@@ -359,7 +364,8 @@ class ReplicaNode:
         self._complete(events, outputs, clock, real)
         if installed and self.replica.kind() != "storage":
             self._send_progress(urgent=True)  # the snapshot is durable: report it now
-        self._maybe_checkpoint()
+        if self.nc.checkpoint_every:
+            self._maybe_checkpoint()
 
     def _complete(self, events: list[Recorded], outputs: list[Effect],
                   clock: int, real: int) -> None:
@@ -599,7 +605,9 @@ class ReplicaNode:
             return
         r = self.replica
         now = self.now()
-        if isinstance(m, ClientRequest):
+        if type(m) in _PROTOCOL:  # the common case first
+            self._on_protocol(m, now)  # type: ignore[arg-type]
+        elif isinstance(m, ClientRequest):
             self._on_request(src, m, now)
         elif isinstance(m, ProgressMsg):
             if self.health is not None and r.role == "leader":
@@ -632,7 +640,8 @@ class ReplicaNode:
         else:
             self._on_protocol(m, now)
         self._observe_serving()
-        self._maybe_checkpoint()
+        if self.nc.checkpoint_every:
+            self._maybe_checkpoint()
 
     def _on_seed(self, m: SeedMsg) -> None:
         r = self.replica
@@ -659,16 +668,17 @@ class ReplicaNode:
     def _on_protocol(self, m: Message, now: int) -> None:
         r = self.replica
         health = self.health
-        if health is not None and r.role == "leader" \
-                and isinstance(m, Phase2bMsg | LeaseAckMsg) and m.bal == r.ballot:
+        was_leader = r.role == "leader"
+        if health is not None and was_leader \
+                and isinstance(m, (Phase2bMsg, LeaseAckMsg)) and m.bal == r.ballot:
             health.heard(m.src, now)
             if isinstance(m, Phase2bMsg):
                 health.persisted(m.src, m.slot)
-        was_leader = r.role == "leader"
         self._step(self.pump.receive(m, now))
-        if r.role == "leader" and not was_leader:
+        leader = r.role == "leader"
+        if leader and not was_leader:
             self.health = Health(now)
-        elif r.role != "leader":
+        elif not leader:
             self.health = None
         if self.pump.has_gap and now - self._gap_reported_at >= self.nc.tick_us // 2:
             owner = r.ballot_owner()
@@ -679,8 +689,8 @@ class ReplicaNode:
                 applied = r.applied if r.has_btree else have(r)
                 report = ProgressMsg(r.ballot, self.name, owner, have(r), applied, True, r.base)
                 self.net.send(self.name, owner, encode(report))
-        if isinstance(m, Phase2aMsg | CommitMsg | LeaseMsg | Phase1aMsg) and m.bal == r.ballot \
-                and r.role != "leader":
+        if not leader and isinstance(m, (Phase2aMsg, CommitMsg, LeaseMsg, Phase1aMsg)) \
+                and m.bal == r.ballot:
             self._reset_election_deadline()
 
     # --- gray-failure detection and handoff (paper §6.2) --------------------------------

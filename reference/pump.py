@@ -44,55 +44,73 @@ class Pump:
         """Deliver one message, then take every local step it enables."""
         r = self.replica
         r.now_us = now_us
-        effects: list[Effect] = []
-        if isinstance(m, Phase1aMsg):
-            effects += r.phase1b(m)
-        elif isinstance(m, Phase1bMsg):
-            r.receive_promise(m)
+        # The most frequent messages first.
+        effects: list[Effect]
+        if isinstance(m, Phase2bMsg):
+            r.receive_vote(m)
+            effects = []
         elif isinstance(m, Phase2aMsg):
             r.observe_2a(m)
-            effects += self.reorder.accept(r, m)
-        elif isinstance(m, Phase2bMsg):
-            r.receive_vote(m)
+            effects = self.reorder.accept(r, m)
         elif isinstance(m, CommitMsg):
             r.receive_commit(m)
+            effects = []
         elif isinstance(m, LeaseMsg):
-            effects += r.lease_grant(m, now_us)
+            effects = r.lease_grant(m, now_us)
         elif isinstance(m, LeaseAckMsg):
             r.receive_lease_ack(m)
+            effects = []
+        elif isinstance(m, Phase1aMsg):
+            effects = r.phase1b(m)
+        elif isinstance(m, Phase1bMsg):
+            r.receive_promise(m)
+            effects = []
         elif isinstance(m, ProbeMsg):
-            effects += r.answer_probe(m, now_us)
+            effects = r.answer_probe(m, now_us)
         elif isinstance(m, ProbeAckMsg):
             r.receive_probe_ack(m)
+            effects = []
         elif isinstance(m, HandoffMsg):
             r.receive_handoff(m)
-        return effects + self.pump(now_us)
+            effects = []
+        else:
+            effects = []
+        effects += self.pump(now_us)
+        return effects
 
     def pump(self, now_us: int) -> list[Effect]:
         """Take every enabled local action (election, re-proposal, commit, apply, lease)."""
         r = self.replica
         r.now_us = now_us
         effects: list[Effect] = []
-        if r.suspecting:
+        # The guards in this method only skip calls that would find their action disabled:
+        # without a suspicion or a handoff nobody elects; a follower commits and renews
+        # nothing; nothing applies past the log's end. Most pumps take no step at all.
+        detect = r.detector
+        if detect.suspecting:
             effects += r.clear_suspicion(now_us)
-        if r.may_elect(now_us):
+        if (detect.suspecting or detect.handoff_bal) and r.may_elect(now_us):
             effects += r.phase1a(r.next_ballot(), now_us)
         if r.role == "candidate":
             quorum = r.first_quorum()
             if quorum is not None:
                 effects += r.become_leader(r.ballot, quorum, now_us)
+        leader = r.role == "leader"
         # Re-propose recovered slots with a bounded number uncommitted, so a long log
         # does not flood followers; but always through the last recovered configuration
         # command, since nothing commits before it is re-proposed.
-        while (r.role == "leader" and r.proposed_upto < r.read_barrier
+        while (leader and r.proposed_upto < r.read_barrier
                and (r.proposed_upto - r.committed_upto < self.PIPELINE
                     or r.reproposing_config())):
             effects += r.phase2a(r.ballot, r.proposed_upto + 1)
-        while step := r.commit(r.ballot, r.committed_upto + 1, now_us):
-            effects += step
-        while step := r.apply():
-            effects += step
-        effects += r.lease_renew(now_us)
+        if leader and r.committed_upto < r.proposed_upto:
+            while step := r.commit(r.ballot, r.committed_upto + 1, now_us):
+                effects += step
+        if r.applied + 1 in r.log:
+            while step := r.apply():
+                effects += step
+        if leader:
+            effects += r.lease_renew(now_us)
         return effects
 
 

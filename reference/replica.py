@@ -72,6 +72,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, TypeAlias
 
+import msgspec
+
 from reference.actions import spec_action
 from reference.leader_check import Detector, probe_targets
 from reference.messages import (
@@ -115,22 +117,19 @@ from reference.trace_events import PostState
 # --- effects -----------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Send:
+class Send(msgspec.Struct, frozen=True):
     dst: str
     msg: Message
 
 
-@dataclass(frozen=True, slots=True)
-class Broadcast:
+class Broadcast(msgspec.Struct, frozen=True):
     """Send ``msg`` to every other replica id of the group (members, spares and joiners:
     a joining replica catches up from the leader's 2a messages)."""
 
     msg: Message
 
 
-@dataclass(frozen=True, slots=True)
-class Persist:
+class Persist(msgspec.Struct, frozen=True):
     """Make durable state ``what`` ("ballot", "log", "granted", "applied", "btree") stable.
 
     ``"btree"``: the B-tree as a checkpoint (an installed snapshot).
@@ -142,20 +141,17 @@ class Persist:
     slot: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Apply:
+class Apply(msgspec.Struct, frozen=True):
     slot: int
     cmd: Cmd
 
 
-@dataclass(frozen=True, slots=True)
-class Reply:
+class Reply(msgspec.Struct, frozen=True):
     request_id: str
     result: ReplyResult
 
 
-@dataclass(frozen=True, slots=True)
-class SetTimer:
+class SetTimer(msgspec.Struct, frozen=True):
     """Call back (e.g. ``pump``) when the local clock reaches ``at_local_us``."""
 
     name: str
@@ -260,18 +256,19 @@ class Snapshot:
     """A copy of a storage replica's B-tree: the committed prefix 1..upto applied.
 
     ``store`` is the engine's encoding (``StorageEngine.snapshot``) and ``results``
-    the at-most-once table (part of the applied state). ``size_bytes`` is what a copy
-    moves (reference/healing.py turns it into simulated copy time).
+    the at-most-once table (part of the applied state), a private copy nobody changes.
+    ``size_bytes`` is what a copy moves (reference/healing.py turns it into simulated
+    copy time).
     """
 
     src: str
     upto: int
     store: bytes
-    results: tuple[tuple[str, Result], ...]
+    results: Mapping[str, Result]
 
     @property
     def size_bytes(self) -> int:
-        return len(self.store) + sum(len(rid) + 64 for rid, _ in self.results)
+        return len(self.store) + sum(len(rid) + 64 for rid in self.results)
 
 
 class Recorded(NamedTuple):
@@ -482,9 +479,15 @@ class Replica:
         v = self._v
         if v.role != "leader":
             return 0
-        dur = self.config.lease_dur_us
-        held = [t + dur - now_us for t, g in v.lease_grants.items() if self.is_quorum(g)]
-        return max([0, *held])
+        # is_quorum inlined over the leader's members: this runs at every step.
+        members = v.view_members
+        need = len(members)
+        left = 0
+        dur_left = self.config.lease_dur_us - now_us
+        for t, g in v.lease_grants.items():
+            if t + dur_left > left and 2 * len(g & members) > need:
+                left = t + dur_left
+        return left
 
     def holds_lease(self, now_us: int) -> bool:
         v = self._v
@@ -875,8 +878,10 @@ class Replica:
         """A copy of this replica's B-tree (None without one)."""
         if not self.has_btree:
             return None
-        return Snapshot(self.node_id, self.applied, self.store.snapshot(),
-                        tuple(sorted(self.results.items())))
+        # A dict copy, not a sorted tuple of pairs: the table holds every request id ever
+        # applied and each checkpoint takes a snapshot; one object per copy, where pairs
+        # made the garbage collector's full passes (over the whole heap) ever more frequent.
+        return Snapshot(self.node_id, self.applied, self.store.snapshot(), dict(self.results))
 
     @spec_action
     def phase2a(self, b: int, s: int) -> list[Effect]:

@@ -34,12 +34,14 @@ _new_handle = tuple.__new__
 class Simulator:
     """Single-threaded event loop over virtual time."""
 
-    __slots__ = ("_cancelled", "_events_run", "_last_seq", "_last_time", "_now", "_queue", "_seq",
-                 "_stopped", "rng")
+    __slots__ = ("_cancelled", "_events_run", "_last_seq", "_last_time", "_queue", "_seq",
+                 "_stopped", "now", "rng")
 
     def __init__(self, seed: int) -> None:
         self.rng = random.Random(seed)
-        self._now = 0
+        self.now = 0
+        """Current virtual time in microseconds. Read it, never set it: only ``run``
+        advances it. (A plain attribute, not a property: it is read a few times per event.)"""
         self._seq = 0
         self._queue: list[EventHandle] = []
         # seqs of cancelled-but-still-queued events; removed when popped, so it never leaks.
@@ -50,11 +52,6 @@ class Simulator:
         self._last_seq = -1
         self._events_run = 0
         self._stopped = False
-
-    @property
-    def now(self) -> int:
-        """Current virtual time in microseconds."""
-        return self._now
 
     @property
     def events_run(self) -> int:
@@ -81,7 +78,7 @@ class Simulator:
         if delay_us < 0:
             raise ValueError(f"negative delay {delay_us}")
         self._seq = seq = self._seq + 1
-        handle: EventHandle = _new_handle(EventHandle, (self._now + delay_us, seq, callback, args))
+        handle: EventHandle = _new_handle(EventHandle, (self.now + delay_us, seq, callback, args))
         heapq.heappush(self._queue, handle)
         return handle
 
@@ -89,8 +86,8 @@ class Simulator:
         self, time_us: int, callback: Callable[[*Ts], object], *args: *Ts
     ) -> EventHandle:
         """Run ``callback(*args)`` at absolute virtual time ``time_us`` (>= now)."""
-        if time_us < self._now:
-            raise ValueError(f"cannot schedule in the past: {time_us} < now {self._now}")
+        if time_us < self.now:
+            raise ValueError(f"cannot schedule in the past: {time_us} < now {self.now}")
         self._seq = seq = self._seq + 1
         handle: EventHandle = _new_handle(EventHandle, (time_us, seq, callback, args))
         heapq.heappush(self._queue, handle)
@@ -142,7 +139,7 @@ class Simulator:
                 if cancelled and seq in cancelled:
                     cancelled.discard(seq)
                     continue
-                self._now = time
+                self.now = time
                 ran += 1
                 callback(*args)
                 if self._stopped:
@@ -151,9 +148,9 @@ class Simulator:
             self._events_run += ran
         if (
             horizon is not None
-            and horizon > self._now
+            and horizon > self.now
             and not self._stopped
             and (not queue or queue[0].time > horizon)
         ):
-            self._now = horizon
+            self.now = horizon
         return ran

@@ -42,6 +42,8 @@ from sortedcontainers import SortedDict
 
 def _check_utf8(text: str, what: str) -> None:
     # Lone surrogates cannot be encoded, and everything must survive encode_op.
+    if text.isascii():  # O(1) in CPython: the common case needs no encoding
+        return
     try:
         text.encode("utf-8")
     except UnicodeEncodeError as exc:
@@ -53,9 +55,12 @@ class S:
     value: str
 
     def __post_init__(self) -> None:
-        if not isinstance(self.value, str):
+        value = self.value
+        if type(value) is str and value.isascii():
+            return
+        if not isinstance(value, str):
             raise TypeError("S holds a str")
-        _check_utf8(self.value, "S value")
+        _check_utf8(value, "S value")
 
 
 _MAX_DIGITS = 38  # DynamoDB: 38 significant digits, magnitude 1E-130 .. <1E+126
@@ -156,18 +161,21 @@ class M(Mapping[str, "Value"]):
     Used both for map-typed attributes and for whole items.
     """
 
-    __slots__ = ("_d", "_hash")
+    __slots__ = ("_d", "_hash", "_wire")
 
     def __init__(self, entries: Mapping[str, Value] | None = None, /, **kw: Value) -> None:
         merged = {**(entries or {}), **kw}
         for name, v in merged.items():
-            if not isinstance(name, str) or not name:
+            if (type(name) is not str and not isinstance(name, str)) or not name:
                 raise ValueError(f"attribute name must be a non-empty str, got {name!r}")
-            _check_utf8(name, "attribute name")
-            if not isinstance(v, _VALUE_TYPES):
+            if not name.isascii():
+                _check_utf8(name, "attribute name")
+            if type(v) not in _VALUE_TYPE_SET and not isinstance(v, _VALUE_TYPES):
                 raise TypeError(f"attribute {name!r}: {v!r} is not a Value")
         self._d: dict[str, Value] = dict(sorted(merged.items()))
         self._hash: int | None = None
+        self._wire: bytes | None = None
+        """``item_to_json``'s JSON bytes, once asked for (the map is immutable)."""
 
     def __getitem__(self, name: str) -> Value:
         return self._d[name]
@@ -205,6 +213,7 @@ class M(Mapping[str, "Value"]):
 Value: TypeAlias = S | N | B | Bool | Null | L | M
 KeyValue: TypeAlias = S | N | B
 _VALUE_TYPES = (S, N, B, Bool, Null, L, M)
+_VALUE_TYPE_SET = frozenset(_VALUE_TYPES)
 Item: TypeAlias = M
 
 # --- keys and schema -------------------------------------------------------------
@@ -684,6 +693,8 @@ def value_from_json(obj: Any) -> Value:
     if type(obj) is not dict or len(obj) != 1:
         raise DecodeError(f"bad value: {obj!r}")
     ((tag, x),) = obj.items()
+    if tag == "S" and type(x) is str:
+        return S(x)  # the common case, without the generic dispatch
     decode = _VALUE_DECODERS.get(tag)
     if decode is None:
         raise DecodeError(f"bad value: {obj!r}")
@@ -696,7 +707,16 @@ def value_from_json(obj: Any) -> Value:
 
 
 def item_to_json(item: M) -> dict[str, Any]:
-    return {name: value_to_json(v) for name, v in item.items()}
+    return {name: value_to_json(v) for name, v in item._d.items()}
+
+
+def item_json_bytes(item: M) -> bytes:
+    """``item_to_json(item)`` as JSON bytes (names in order), computed once per item:
+    a stored item is sent in many replies."""
+    wire = item._wire
+    if wire is None:
+        wire = item._wire = orjson.dumps(item_to_json(item))
+    return wire
 
 
 def item_from_json(obj: Any) -> M:

@@ -11,6 +11,7 @@ same typed event.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from operator import attrgetter
 from typing import IO, Any
 
 import google_crc32c
@@ -62,12 +63,16 @@ def _same(x: Any) -> Any:
 
 def _message(mtype: str) -> Callable[[Any], Any]:
     struct = MESSAGE_TYPES[mtype]
-    # The domain message and the struct both call the sender ``src`` (``from`` in JSON).
+    # The domain message and the struct both call the sender ``src`` (``from`` in JSON),
+    # and both list the fields in the catalogue's order, so they pass positionally.
     plan = tuple(("src" if name == "from" else name, _converter(ptype))
                  for name, ptype in MESSAGES[mtype])
+    if len(plan) > 1 and all(conv is _same for _, conv in plan):
+        fields = attrgetter(*(f for f, _ in plan))
+        return lambda m: struct(*fields(m))
 
     def convert(m: Any) -> Any:
-        return struct(**{f: conv(getattr(m, f)) for f, conv in plan})
+        return struct(*[conv(getattr(m, f)) for f, conv in plan])
     return convert
 
 
@@ -96,7 +101,17 @@ _ARG_PLAN: dict[str, tuple[Any, tuple[tuple[str, Callable[[Any], Any]], ...]]] =
 def make_args(action: str, args: Mapping[str, Any]) -> Any:
     """The typed ``args`` of ``action`` from the replica's own values."""
     struct, plan = _ARG_PLAN[action]
-    return struct(**{name: conv(args[name]) for name, conv in plan})
+    return struct(*[conv(args[name]) for name, conv in plan])
+
+
+# Per action: what ``emit`` needs, looked up once per line; None for arguments that go
+# into the struct as they are.
+_Plan = tuple[tuple[str, Callable[[Any], Any] | None], ...]
+_EMIT_PLAN: dict[str, tuple[Any, str, bool, Any, _Plan]] = {
+    name: (EVENT_TYPES[name], ACTIONS[name].kind, ACTIONS[name].post, struct,
+           tuple((p, None if conv is _same else conv) for p, conv in plan))
+    for name, (struct, plan) in _ARG_PLAN.items()
+}
 
 
 class TraceWriter:
@@ -121,20 +136,23 @@ class TraceWriter:
 
     def emit(self, clock: int, real: int | None, action: str, args: Mapping[str, Any],
              post: PostState | None = None) -> None:
-        self.seq += 1
-        if self.sink is None and self.listener is None:
+        self.seq = seq = self.seq + 1
+        sink, listener = self.sink, self.listener
+        if sink is None and listener is None:
             return
-        spec = ACTIONS[action]
-        fields: dict[str, Any] = {"v": FORMAT_VERSION, "node": self.node, "replica": self.replica,
-                                  "seq": self.seq, "clock": clock, "real": real,
-                                  "kind": spec.kind, "args": make_args(action, args)}
-        if spec.post:
-            fields["post"] = post
-        event = EVENT_TYPES[action](**fields)
-        if self.sink is not None:
-            self.sink.write(self._encoder.encode(event) + b"\n")
-        if self.listener is not None:
-            self.listener(event)
+        event_type, kind, has_post, struct, plan = _EMIT_PLAN[action]
+        typed = struct(*[args[name] if conv is None else conv(args[name])
+                         for name, conv in plan])
+        if has_post:
+            event = event_type(v=FORMAT_VERSION, node=self.node, replica=self.replica, seq=seq,
+                               clock=clock, real=real, kind=kind, args=typed, post=post)
+        else:
+            event = event_type(v=FORMAT_VERSION, node=self.node, replica=self.replica, seq=seq,
+                               clock=clock, real=real, kind=kind, args=typed)
+        if sink is not None:
+            sink.write(self._encoder.encode(event) + b"\n")
+        if listener is not None:
+            listener(event)
 
 
 def to_production(event: Any, *, group: str, node: str, seq: int, err: int) -> Any:

@@ -1,23 +1,27 @@
 """Linearizability of a client history, judged from the history alone.
 
 ``check_history`` reads only the clients' ``HistoryRecord``s (what ``history.jsonl``
-holds): no log, no traces, no replica state. It checks that the strong operations
-on each key are linearizable against the storage engine's sequential semantics, and
-that no eventually consistent read returned a value from nowhere.
+holds, or a Jepsen register history): no log, no traces, no replica state. It checks
+each key against SEMANTICS.md (beside this file): one linearization of its
+operations, strong and eventual reads, conditional writes, unknown outcomes and
+unrecorded ``old``/``new``/``current`` included. Each key is ok, a violation, or
+undecided (``unknown_keys``: the search budget ran out), never a violation for that.
 
 This package only re-exports the public names; the work is done in its modules, each
 of which documents its part of the semantics:
 
 * ``model``: loading ``history.jsonl``, one key's states and the sequential model,
   classifying records as operations;
-* ``search``: deciding a key (the unique-version fast path, the Wing-Gong/Lowe
-  search), ``check_key``;
+* ``search``: deciding a key (the unique-version fast path, else the sweep),
+  ``check_key``; the Wing-Gong/Lowe search, which the shrinker uses;
+* ``sweep``: the sweep over real time that decides a key the fast path cannot;
 * ``explain``: shrinking a violation to a minimal sub-history and explaining it;
-* ``eventual``: checking eventually consistent reads for values from nowhere;
+* ``eventual``: wording a violation that only the eventual reads cause;
+* ``edn``, ``jepsen``: reading Jepsen register histories;
 * ``check``: ``check_history``, which runs all of the above over a whole history.
 
-Dependencies point one way: ``model`` <- ``search`` <- ``explain`` <- ``check``, with
-``eventual`` needing only ``model``.
+Dependencies point one way: ``model`` <- ``sweep`` <- ``search`` <- ``explain`` <-
+``check``, with ``eventual`` and ``jepsen`` needing only ``model``.
 """
 
 from conformance.linearizability.check import (

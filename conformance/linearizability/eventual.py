@@ -1,11 +1,11 @@
-"""Eventually consistent reads: check that none returned a value from nowhere.
+"""Explaining an eventually consistent read that no linearization can place.
 
-``consistent=False`` reads may be stale, so they are only checked for values from
-nowhere: a non-absent value must be exactly (whole-item equality) an item produced
-by a write to the key that did not fail (acknowledged, or of unknown outcome) and
-was invoked no later than the read completed; an update of unknown outcome is
-matched through the ``w`` it sets and replayed on the key's known states. Every key
-starts absent, so a read of absent is always explained by the initial state.
+An eventual read is checked with everything else on its key (SEMANTICS.md): it reads
+the state at some point of the key's one linearization no later than its completion.
+When the key fails only because of its eventual reads, ``check_history`` shrinks the
+failure and reports it as an ``EventualViolation`` of the first eventual read in the
+minimal sub-history; this module words the common case, a read that fails alone (a
+value no write invoked in time could produce).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from conformance.linearizability.model import (
 )
 from reference.client import HistoryRecord
 from reference.messages import ReadResult
-from reference.storage import Applied, Key, Put, S, SetAttr, Update
+from reference.storage import Applied, Key, Put
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,76 +34,39 @@ class EventualViolation:
     explanation: str
 
 
-def _check_eventual(key: Key, reads: list[HistoryRecord], ops: list[_Op],
-                    failed: list[HistoryRecord], sm: _States) -> list[EventualViolation]:
-    if not reads:
-        return []
+def _explain_lone_read(key: Key, rec: HistoryRecord, ops: list[_Op],
+                       failed: list[HistoryRecord], sm: _States) -> str:
+    """Why the eventual read ``rec`` fails even with every other operation free."""
+    assert isinstance(rec.result, ReadResult)
+    item = rec.result.item
+    head = f"eventual read {rec.id} of {_show_key(key)} [{rec.invoke_us}..{rec.complete_us}us]"
     first_write: dict[int, tuple[int, str]] = {}  # item -> (earliest invoke, writer id)
-    unknown: list[_Op] = []
     for o in ops:
-        rec = o.rec
-        if o.kind == _U:
-            unknown.append(o)
-            if not isinstance(o.write, Put):
-                continue
+        r = o.rec
+        if o.kind == _U and isinstance(o.write, Put):
             sid = sm.intern(o.write.item)
-        elif rec.op == "get" or rec.status != "ok":
-            continue
-        elif o.kind != _X:
+        elif r.op != "get" and r.status == "ok" and o.kind != _X and o.post > 0:
             sid = o.post
-        elif isinstance(rec.result, Applied):
-            sid = sm.intern(rec.result.new)
+        elif r.op != "get" and isinstance(r.result, Applied) and r.result.new is not None:
+            sid = sm.intern(r.result.new)
         else:
             continue
         if sid and (sid not in first_write or o.inv < first_write[sid][0]):
-            first_write[sid] = (o.inv, rec.id)
-    out: list[EventualViolation] = []
-    for rec in reads:
-        assert isinstance(rec.result, ReadResult)
-        item = rec.result.item
-        sid = sm.intern(item)
-        if sid == 0:
-            continue  # every key starts absent
-        head = f"eventual read {rec.id} of {_show_key(key)} [{rec.invoke_us}..{rec.complete_us}us]"
-        hit = first_write.get(sid)
-        if hit is not None and hit[0] <= rec.complete_us:
-            continue
-        if _unknown_update_produces(sid, rec.complete_us, unknown, sm):
-            continue
-        if hit is not None:
-            why = (f"{head} returned {_show(item)}, but its writer {hit[1]} was invoked only "
-                   f"at {hit[0]}us")
-        else:
-            assert item is not None
-            by_failed = [f.id for f in failed
-                         if isinstance(f.write, Put) and f.write.item == item]
-            tag = _tag(item)
-            same_tag = [sm.items[s] for s in first_write if _tag(sm.items[s]) == tag]
-            if by_failed:
-                why = (f"{head} returned {_show(item)}, written only by the failed write "
-                       f"{by_failed[0]}")
-            elif tag is not None and same_tag:
-                why = (f"{head} returned {_json(item)}, but the write tagged w={tag} "
-                       f"produced {_json(same_tag[0])}")
-            else:
-                why = f"{head} returned {_json(item)}, which no write to the key produced"
-        out.append(EventualViolation(key, rec, why))
-    return out
-
-
-def _unknown_update_produces(sid: int, before: int, unknown: list[_Op], sm: _States) -> bool:
-    """Could some write of unknown outcome (an update) invoked by ``before`` produce it?"""
-    cands = [o for o in unknown if isinstance(o.write, Update) and o.inv <= before]
-    if not cands:
-        return False
-    tag = _tag(sm.items[sid])
-    for o in cands:
-        assert isinstance(o.write, Update)
-        sets = [a.value.value for a in o.write.actions
-                if isinstance(a, SetAttr) and a.name == "w" and isinstance(a.value, S)]
-        if sets and tag not in sets:
-            continue
-        for s in range(len(sm.items)):
-            if sm.fits(s) and sm.effect(o.write, s) == sid:
-                return True
-    return False
+            first_write[sid] = (o.inv, r.id)
+    hit = first_write.get(sm.intern(item))
+    if hit is not None and hit[0] > rec.complete_us:
+        return (f"{head} returned {_show(item)}, but its writer {hit[1]} was invoked only "
+                f"at {hit[0]}us")
+    by_failed = [f.id for f in failed if isinstance(f.write, Put) and f.write.item == item]
+    tag = _tag(item)
+    same_tag = [sm.items[s] for s in first_write if _tag(sm.items[s]) == tag]
+    if by_failed:
+        return (f"{head} returned {_show(item)}, written only by the failed write "
+                f"{by_failed[0]}")
+    if hit is None and tag is not None and same_tag:
+        return (f"{head} returned {_json(item)}, but the write tagged w={tag} "
+                f"produced {_json(same_tag[0])}")
+    if hit is None:
+        return f"{head} returned {_json(item)}, which no write to the key produced"
+    return (f"{head} returned {_show(item)}, which no order of the key's writes invoked "
+            f"by {rec.complete_us}us produces")

@@ -21,10 +21,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from conformance.linearizability.model import (
+    _G,
     _R,
     _U,
     _W,
     _X,
+    APPLIED,
+    CONDFAIL,
+    INVALID,
     _Op,
     _show,
     _show_key,
@@ -110,7 +114,10 @@ def _desc(o: _Op, sm: _States) -> str:
     elif o.kind == _W:
         what = f"{_show(sm.items[o.pre])} -> {_show(sm.items[o.post])}"
     elif r.op == "get":
-        what = f"read {_show(sm.items[o.pre])}"
+        what = f"{'eventual ' if o.eventual else ''}read {_show(sm.items[o.pre])}"
+    elif o.kind == _G:
+        what = {APPLIED: "applied", CONDFAIL: "condition failed", INVALID: "invalid"}[o.want]
+        what += f" (state not recorded{'' if o.post < 0 else ', new ' + _show(sm.items[o.post])})"
     elif r.status == "condfail":
         what = f"condition failed on {_show(sm.items[o.pre])}"
     else:

@@ -4,6 +4,8 @@ Loads ``history.jsonl`` (``load_history``), interns one key's states and runs th
 storage engine on them (``_States``), and classifies each record as an operation
 (``_classify``): the vocabulary the search, the shrinker and the explanations share.
 
+The exact semantics are in SEMANTICS.md (beside this module); in short:
+
 Sequential model
 ----------------
 One key's state is ``M | None`` (an item, or absent; initially absent). A write's
@@ -12,21 +14,26 @@ that state (the engine itself is run, so condition and update semantics are the
 engine's, not a re-implementation):
 
 * a write answered ``ok`` must, applied to the state at its linearization point,
-  give exactly ``Applied(old, new)`` as recorded, so ``old`` *is* the state there;
-* ``condfail`` must see ``ConditionalCheckFailed(current)``: the state is ``current``
-  and the condition is false on it; nothing changes;
-* ``invalid`` writes changed nothing and are ignored, as are reads that failed;
+  give ``Applied(old, new)``, where a recorded ``old``/``new`` must match and a
+  missing one (``UNKNOWN``) is whatever the engine gives there;
+* ``condfail`` must see ``ConditionalCheckFailed``: the condition is false on the
+  state at its point (which is ``current`` if recorded); nothing changes;
+* ``invalid`` must see the engine answer ``Invalid`` at its point; nothing changes;
 * a ``timeout`` or still pending (status ``None``) write has an unknown outcome: it
   may take effect at any point after its invocation, with no upper bound, or never;
-* a strong read (``get``, ``consistent=True``, ``ok``) returns the state at its point.
+* a strong read (``get``, ``consistent=True``, ``ok``) returns the state at its point;
+* an eventual read (``consistent=False``, ``ok``) returns the state at a point of the
+  same linearization no later than its completion: a read over ``(-inf, complete]``;
+* reads that failed (``timeout``, pending) are ignored.
 
 Operation ``a`` precedes ``b`` in real time iff ``a.complete_us < b.invoke_us``;
 operations whose times touch are concurrent.
 
-Because every operation that is answered fixes the state at its linearization point
-(``old``, ``current`` or the value read), each one is a guarded transition
-``state == pre -> state := post`` that can be checked once, statically, against the
-engine (``_classify``). Only writes of unknown outcome need the engine during search.
+An answered operation that records the state at its linearization point (``old``,
+``current`` or the value read) is a guarded transition ``state == pre -> state :=
+post``, checked once, statically, against the engine (``_classify``). The others
+(``ok`` without ``old``, ``condfail`` without ``current``, ``invalid``; writes of
+unknown outcome) run the engine during the search.
 """
 
 from __future__ import annotations
@@ -72,6 +79,27 @@ _R = 0  # guarded, leaves the state as it is: strong read, condfail, write with 
 _W = 1  # guarded transition pre -> post (pre != post): an acknowledged write
 _U = 2  # write of unknown outcome: may apply once at any point after invoke, or never
 _X = 3  # can never be linearized (its answer contradicts the engine); ``reason`` says why
+_G = 4  # answered, state not recorded: the engine's outcome at its point must be ``want``
+_NEG = -(1 << 62)
+"""The invocation time of an eventual read: it may see any state up to its completion."""
+
+# What a ``_G`` operation's answer claims the engine gave.
+APPLIED, CONDFAIL, INVALID = 0, 1, 2
+
+
+class _Unknown(M):
+    """The type of ``UNKNOWN``: compared by identity only."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "UNKNOWN"
+
+
+UNKNOWN: M = _Unknown()
+"""An ``old``, ``new`` or ``current`` the history does not record (a real client gets
+them only when it asks): ``Applied(UNKNOWN, new)``, ``ConditionalCheckFailed(UNKNOWN)``.
+Never a state: the search constrains it by the order it finds."""
 
 
 # --- loading history.jsonl -----------------------------------------------------------------
@@ -95,8 +123,11 @@ def _field(obj: dict[str, Any], name: str, kind: type | tuple[type, ...]) -> Any
     return v
 
 
-def _item_field(obj: dict[str, Any], name: str, cache: dict[bytes, M]) -> M | None:
+def _item_field(obj: dict[str, Any], name: str, cache: dict[bytes, M],
+                optional: bool = False) -> M | None:
     if name not in obj:
+        if optional:
+            return UNKNOWN
         raise ValueError(f"missing field {name!r}")
     raw = obj[name]
     if raw is None:
@@ -159,9 +190,10 @@ def _record_from_json(obj: Any, cache: dict[bytes, M]) -> HistoryRecord:
         if op == "get":
             result = ReadResult(_item_field(obj, "value", cache))
         else:
-            result = Applied(_item_field(obj, "old", cache), _item_field(obj, "new", cache))
+            result = Applied(_item_field(obj, "old", cache, True),
+                             _item_field(obj, "new", cache, True))
     elif status == "condfail":
-        result = ConditionalCheckFailed(_item_field(obj, "current", cache))
+        result = ConditionalCheckFailed(_item_field(obj, "current", cache, True))
     elif status == "invalid":
         result = Invalid(_field(obj, "reason", str))
     return HistoryRecord(rid, client, op, key, consistent, write, invoke, complete, status,
@@ -198,7 +230,7 @@ class _States:
     ``apply`` runs the real ``StorageEngine`` on a store holding just one state.
     """
 
-    __slots__ = ("_effects", "_engine", "_engine_state", "_fits", "_ids", "items", "key",
+    __slots__ = ("_engine", "_engine_state", "_fits", "_ids", "_outcomes", "items", "key",
                  "schema")
 
     def __init__(self, schema: KeySchema, key: Key) -> None:
@@ -209,7 +241,7 @@ class _States:
         self._fits: dict[int, bool] = {0: True}
         self._engine = StorageEngine(schema)
         self._engine_state = 0  # the state the engine holds; -1: not known
-        self._effects: dict[tuple[int, int], int] = {}
+        self._outcomes: dict[tuple[int, int], tuple[int, int]] = {}
 
     def intern(self, item: M | None) -> int:
         if item is None:
@@ -254,19 +286,40 @@ class _States:
         """The caller checked that the engine's item now equals state ``sid``."""
         self._engine_state = sid
 
-    def effect(self, op: WriteOp, sid: int) -> int:
-        """The state ``op`` leaves if applied in state ``sid`` (-1: no change). Cached."""
+    def outcome(self, op: WriteOp, sid: int) -> tuple[int, int]:
+        """``(what, state)``: the engine's answer to ``op`` in state ``sid`` (``APPLIED``,
+        ``CONDFAIL`` or ``INVALID``; -1 if that state cannot be stored at the key) and
+        the state it leaves. Cached."""
         k = (id(op), sid)
-        out = self._effects.get(k)
+        out = self._outcomes.get(k)
         if out is None:
             res = self.apply(op, sid)
-            out = self.intern(res.new) if isinstance(res, Applied) else -1
-            if out > 0:
-                self._engine_state = out
-            if out == sid:
-                out = -1
-            self._effects[k] = out
+            if isinstance(res, Applied):
+                t = self.intern(res.new)
+                self._engine_state = t
+                out = (APPLIED, t)
+            elif isinstance(res, ConditionalCheckFailed):
+                out = (CONDFAIL, sid)
+            elif isinstance(res, Invalid):
+                out = (INVALID, sid)
+            else:
+                out = (-1, sid)
+            self._outcomes[k] = out  # by id: the operations outlive this object
         return out
+
+    def effect(self, op: WriteOp, sid: int) -> int:
+        """The state ``op`` leaves if applied in state ``sid`` (-1: no change)."""
+        what, t = self.outcome(op, sid)
+        return t if what == APPLIED and t != sid else -1
+
+    def guard(self, o: _Op, sid: int) -> int:
+        """The state a ``_G`` operation leaves when linearized in state ``sid``; -1 if
+        its answer does not fit there."""
+        assert o.write is not None
+        what, t = self.outcome(o.write, sid)
+        if what != o.want or (o.post >= 0 and t != o.post):
+            return -1
+        return t
 
 
 @dataclass(slots=True, eq=False)
@@ -279,6 +332,15 @@ class _Op:
     post: int = -1
     write: WriteOp | None = None
     reason: str = ""
+    want: int = -1
+    """``_G``: the engine's answer its status claims (``APPLIED``, ``CONDFAIL``, ...)."""
+    eventual: bool = False
+    """An eventual read: a ``_R`` with ``inv`` at ``_NEG`` (it may see any earlier state)."""
+
+    @property
+    def preserves(self) -> bool:
+        """Leaves the state as it is wherever it fits (a read, a failed write)."""
+        return self.kind == _R or (self.kind == _G and self.want != APPLIED)
 
 
 def _op_key(schema: KeySchema, w: WriteOp) -> Key | None:
@@ -291,50 +353,50 @@ def _op_key(schema: KeySchema, w: WriteOp) -> Key | None:
 
 
 def _classify(recs: Sequence[HistoryRecord], sm: _States
-              ) -> tuple[list[_Op], list[HistoryRecord], list[HistoryRecord]]:
-    """Strong operations as ``_Op``s (in invocation order), eventual reads, and the writes
-    that failed (condfail/invalid, kept for explanations)."""
+              ) -> tuple[list[_Op], list[HistoryRecord]]:
+    """Every operation the semantics constrain, as ``_Op``s in invocation order (eventual
+    reads included, flagged ``eventual``), and the writes that failed (condfail,
+    invalid; kept for explanations)."""
     ops: list[_Op] = []
-    eventual: list[HistoryRecord] = []
     failed: list[HistoryRecord] = []
     for rec in sorted(recs, key=lambda r: r.invoke_us):
         st, res = rec.status, rec.result
         inv, comp = rec.invoke_us, rec.complete_us
         if rec.op == "get":
             if st != "ok":
-                continue
-            if not rec.consistent:
-                if isinstance(res, ReadResult):
-                    eventual.append(rec)
-                continue
-            if not isinstance(res, ReadResult) or comp < inv:
+                continue  # a read that failed observed nothing
+            if not isinstance(res, ReadResult) or comp < inv or res.item is UNKNOWN:
                 why = ("completes before it is invoked" if comp < inv else
                        f"status ok without a read result ({res!r})")
                 ops.append(_Op(rec, _X, inv, comp, reason=f"{rec.id} get "
                                f"[{inv}..{comp}us]: {why}"))
                 continue
             v = sm.intern(res.item)  # an item of another key is just never produced
-            ops.append(_Op(rec, _R, inv, comp, v, v))
+            if rec.consistent:
+                ops.append(_Op(rec, _R, inv, comp, v, v))
+            else:
+                ops.append(_Op(rec, _R, _NEG, comp, v, v, eventual=True))
             continue
         w = rec.write
-        if st == "invalid":
-            failed.append(rec)
-            continue
         if st is None or st == "timeout":
             if w is not None and _op_key(sm.schema, w) == sm.key:
                 ops.append(_Op(rec, _U, inv, _INF, write=w))
             continue
-        if st == "condfail":
+        if st in ("condfail", "invalid"):
             failed.append(rec)
-        elif st != "ok":
+        if st not in ("ok", "condfail", "invalid"):
             ops.append(_Op(rec, _X, inv, comp, reason=f"{rec.id}: unknown status {st!r}"))
             continue
-        ops.append(_static(rec, w, sm))
-    return ops, eventual, failed
+        op = _static(rec, w, sm)
+        if op is not None:
+            ops.append(op)
+    return ops, failed
 
 
-def _static(rec: HistoryRecord, w: WriteOp | None, sm: _States) -> _Op:
-    """An answered write as a guarded transition, checked once against the engine."""
+def _static(rec: HistoryRecord, w: WriteOp | None, sm: _States) -> _Op | None:
+    """An answered write: a guarded transition checked once against the engine where its
+    answer records the state, else a ``_G`` the search runs the engine for. None: it
+    constrains nothing (invalid in every state)."""
     inv, comp, res = rec.invoke_us, rec.complete_us, rec.result
     head = f"{rec.id} {rec.op} [{inv}..{comp}us]"
     if comp < inv:
@@ -342,25 +404,52 @@ def _static(rec: HistoryRecord, w: WriteOp | None, sm: _States) -> _Op:
     if w is None:
         return _Op(rec, _X, inv, comp, reason=f"{head}: answered {rec.status} but no "
                    "operation is recorded")
-    if _op_key(sm.schema, w) != sm.key:
+    wkey = _op_key(sm.schema, w)
+    if rec.status == "invalid":
+        if not isinstance(res, Invalid | None):
+            return _Op(rec, _X, inv, comp, reason=f"{head}: status invalid but result {res!r}")
+        if not isinstance(w, Update):
+            # A put or delete is invalid or not whatever the state (its item or key alone
+            # decide); only an update's actions can fail on what they find.
+            if wkey is not None and wkey != sm.key:
+                return _Op(rec, _X, inv, comp, reason=f"{head}: the operation is for "
+                           "another key")
+            if isinstance(sm.apply(w, 0), Invalid):
+                return None
+            return _Op(rec, _X, inv, comp, reason=f"{head} was answered invalid, but the "
+                       "write is valid in every state")
+    if wkey != sm.key:
         return _Op(rec, _X, inv, comp, reason=f"{head}: the operation is for another key")
+    if rec.status == "invalid":
+        return _Op(rec, _G, inv, comp, write=w, want=INVALID)
     if rec.status == "ok":
+        if res is None:
+            return _Op(rec, _G, inv, comp, write=w, want=APPLIED)
         if not isinstance(res, Applied):
             return _Op(rec, _X, inv, comp, reason=f"{head}: status ok but result {res!r}")
-        pre, post = sm.intern(res.old), sm.intern(res.new)
+        if res.old is UNKNOWN:
+            post = -1
+            if res.new is not UNKNOWN and not sm.fits(post := sm.intern(res.new)):
+                return _Op(rec, _X, inv, comp, reason=f"{head}: reported new "
+                           f"{_show(res.new)} is not an item of this key")
+            return _Op(rec, _G, inv, comp, write=w, want=APPLIED, post=post)
+        pre = sm.intern(res.old)
         got = sm.apply(w, pre)
         if got is None:
             return _Op(rec, _X, inv, comp, reason=f"{head}: reported old {_show(res.old)} "
                        "is not an item of this key")
         # got.old is the installed state, equal to res.old by construction.
-        if isinstance(got, Applied) and got.new == res.new:
+        if isinstance(got, Applied) and (res.new is UNKNOWN or got.new == res.new):
+            post = sm.intern(got.new)
             sm.holds(post)
         else:
             gives = _json(got.new) if isinstance(got, Applied) else _show_result(got)
             return _Op(rec, _X, inv, comp, reason=f"{head} acknowledged {_show(res.old)} -> "
-                       f"{_json(res.new)}, but applied to {_show(res.old)} the write gives "
-                       f"{gives}")
+                       f"{_show_new(res.new)}, but applied to {_show(res.old)} the write "
+                       f"gives {gives}")
         return _Op(rec, _R if pre == post else _W, inv, comp, pre, post)
+    if res is None or (isinstance(res, ConditionalCheckFailed) and res.current is UNKNOWN):
+        return _Op(rec, _G, inv, comp, write=w, want=CONDFAIL)
     if not isinstance(res, ConditionalCheckFailed):
         return _Op(rec, _X, inv, comp, reason=f"{head}: status condfail but result {res!r}")
     cur = sm.intern(res.current)
@@ -382,7 +471,13 @@ def _tag(item: M | None) -> str | None:
     return w.value if isinstance(w, S) else None
 
 
+def _show_new(item: M | None) -> str:
+    return "?" if item is UNKNOWN else _json(item)
+
+
 def _show(item: M | None) -> str:
+    if item is UNKNOWN:
+        return "?"
     if item is None:
         return "absent"
     tag = _tag(item)

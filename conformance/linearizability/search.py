@@ -14,7 +14,12 @@ history is split per key. For each key:
    reads is then computed greedily, placing reads of ``absent`` in the latest epoch
    of absence that still works (iterated to a fixed point). Under these
    preconditions the answer is exact either way. When they fail the key falls back:
-2. **Search** (``_search``): the Wing-Gong / Lowe algorithm over a doubly linked
+2. **Sweep** (sweep.py): the key's configurations carried along real time, with
+   just-in-time unknown writes, symmetry and dominance; it decides every key the
+   fast path does not. Unknown writes nothing could observe are dropped first
+   (``_relevant``).
+3. **Search** (``_search``, used by the shrinker, which needs removed operations
+   to act freely): the Wing-Gong / Lowe algorithm over a doubly linked
    list of call/return entries, iterative (an explicit stack), with memoization of
    (linearized set, state) and one dominance rule in the spirit of Lowe's
    just-in-time linearization: an enabled operation that leaves the state as it is
@@ -35,11 +40,14 @@ from dataclasses import dataclass
 from typing import Literal
 
 from conformance.linearizability.model import (
+    _G,
     _INF,
+    _NEG,
     _R,
     _U,
     _W,
     _X,
+    APPLIED,
     PathTaken,
     Verdict,
     _classify,
@@ -47,6 +55,7 @@ from conformance.linearizability.model import (
     _States,
     _tag,
 )
+from conformance.linearizability.sweep import sweep
 from reference.client import HistoryRecord
 from reference.replica import DEFAULT_SCHEMA
 from reference.storage import (
@@ -69,8 +78,6 @@ _CLOSURE_CAP = 512
 FastVerdict = Literal["linearizable", "violation", "not-applicable"]
 Method = Literal["auto", "fast", "search"]
 
-_NEG = -(1 << 62)
-
 
 @dataclass(frozen=True, slots=True)
 class KeyResult:
@@ -90,6 +97,8 @@ def _fast(ops: Sequence[_Op], sm: _States) -> FastVerdict:
     it answers, ``not-applicable`` otherwise."""
     if any(o.kind == _X for o in ops):
         return "violation"
+    if any(o.kind == _G for o in ops):
+        return "not-applicable"  # an answer that does not record its state
     writes = [o for o in ops if o.kind == _W]
     reads = [o for o in ops if o.kind == _R]
     # Writes of unknown outcome: what could they produce?
@@ -248,8 +257,8 @@ class _Closure:
 
     def __init__(self, sm: _States, free: Sequence[_Op]) -> None:
         self.sm = sm
-        frees = sorted((o for o in free if o.kind == _W or (o.kind == _U and o.write)),
-                       key=lambda o: o.inv)
+        frees = sorted((o for o in free if o.kind == _W or (
+            o.kind in (_U, _G) and o.write and o.want in (-1, APPLIED))), key=lambda o: o.inv)
         self.invs = [o.inv for o in frees]
         self.edges: dict[int, list[tuple[int, int]]] = {}  # pre -> [(rank, post)]
         self.funcs: list[tuple[int, WriteOp]] = []
@@ -334,6 +343,7 @@ def _wgl(ops: Sequence[_Op], sm: _States, max_states: int, cl: _Closure) -> tupl
         else:
             call_e[i] = e
     kind = [o.kind for o in ops]
+    preserves = [o.preserves for o in ops]
     pre = [o.pre for o in ops]
     post = [o.post for o in ops]
     remaining = sum(1 for o in ops if o.kind != _U)
@@ -352,6 +362,22 @@ def _wgl(ops: Sequence[_Op], sm: _States, max_states: int, cl: _Closure) -> tupl
                 if t >= 0:
                     grown |= 1 << t
             out = unknown_next[k] = cl.of_mask(grown, avail) if grown != sigma else sigma
+        return out
+
+    guard_next: dict[tuple[int, int, int], int] = {}
+
+    def after_guard(i: int, sigma: int, avail: int) -> int:
+        """The states a ``_G`` operation leaves from ``sigma`` (0: it fits none)."""
+        k = (i, sigma, avail)
+        out = guard_next.get(k)
+        if out is None:
+            o = ops[i]
+            got = 0
+            for s in _bits(sigma):
+                t = sm.guard(o, s)
+                if t >= 0:
+                    got |= 1 << t
+            out = guard_next[k] = cl.of_mask(got, avail) if got else 0
         return out
 
     def next_return(e: int) -> int:
@@ -397,6 +423,12 @@ def _wgl(ops: Sequence[_Op], sm: _States, max_states: int, cl: _Closure) -> tupl
                     e = nxt[e]
                     continue
                 forced = False
+            elif k == _G:
+                ns = after_guard(i, sigma, navail)
+                if not ns:
+                    e = nxt[e]
+                    continue
+                forced = preserves[i] and ns | sigma == ns
             else:
                 ns = cl.of(post[i], navail)
                 # A read whose state covers every current possibility: take it now.
@@ -463,8 +495,8 @@ def _relevant(ops: list[_Op], sm: _States) -> list[_Op]:
     without it (or, having failed its condition, can be dropped too).
     """
     unknown = [o for o in ops if o.kind == _U]
-    if not unknown:
-        return ops
+    if not unknown or any(o.kind == _G for o in ops):
+        return ops  # (an answer that does not record its state may observe any of them)
     observed = {o.pre for o in ops if o.kind in (_R, _W)}
     observed_tags = {_tag(sm.items[s]) for s in observed if s}
 
@@ -509,7 +541,7 @@ def _decide(ops: list[_Op], sm: _States, method: Method,
         v = _fast(ops, sm)
         if v != "not-applicable" or method == "fast":
             return "fast", v, 0
-    verdict, states = _search(_relevant(ops, sm), sm, max_states)
+    verdict, states = sweep(_relevant(ops, sm), sm, max_states)
     return "search", verdict, states
 
 
@@ -527,6 +559,6 @@ def check_key(records: Sequence[HistoryRecord], *, method: Method = "auto",
     if any(r.key != key for r in records):
         raise ValueError("records of more than one key")
     sm = _States(schema, key)
-    ops, _, _ = _classify(records, sm)
+    ops, _ = _classify(records, sm)
     path, verdict, states = _decide(ops, sm, method, max_states)
     return KeyResult(key, path, verdict, states)

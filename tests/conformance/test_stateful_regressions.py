@@ -40,7 +40,7 @@ def test_a_snapshot_is_reported_only_once_durable(machine: ReplicationMachine) -
     before the B-tree's sync: the leader added it as a storage replica, and a crash then
     would leave a storage member without a B-tree (LogReplicaNeverServes in AddMember)."""
     m = machine
-    m.setup(seed=0, swarm=[False] * 6, drift=2000, election_ms=200, membership=True,
+    m.setup(seed=0, swarm=[False] * 7, drift=2000, election_ms=200, membership=True,
             peer_confirm=False, handoff=False)
     check(m)
     m.get(c=0, consistent=False, k="a")
@@ -56,7 +56,7 @@ def test_a_relinquished_leader_lets_the_others_elect(machine: ReplicationMachine
     """The leader handed off to a replica that was down, then answered probes that it
     heard a leader (itself) though it had relinquished its lease: nobody could elect."""
     m = machine
-    m.setup(seed=0, swarm=[False, False, False, False, True, True], drift=2000,
+    m.setup(seed=0, swarm=[False, False, False, False, True, True, False], drift=2000,
             election_ms=200, membership=True, peer_confirm=True, handoff=True)
     check(m)
     for _ in range(4):
@@ -80,7 +80,7 @@ def test_a_lone_leader_does_not_vouch_for_itself(machine: ReplicationMachine) ->
     counted before it asked. The spec's held is HoldsLease as it asks, so the storage
     replica added next vouched for a leader without a lease (EventuallyConnectedLease)."""
     m = machine
-    m.setup(seed=298965, election_ms=200, swarm=[True, True, False, False, True, True],
+    m.setup(seed=298965, election_ms=200, swarm=[True, True, False, False, True, True, False],
             membership=True, peer_confirm=True, handoff=False, drift=2000)
     check(m)
     for op in ("cput", "advance", "cput", "advance", "advance"):
