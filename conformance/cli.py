@@ -281,7 +281,7 @@ def simulate_cmd(seed: int, out: Path, replicas: int, duration: int, faults: str
               show_default="the system's temporary directory; with --scheduler, the fleet "
                            "directory",
               help="Fleet directory: where the route pass writes each check task's lines "
-                   "(about 330 bytes per event, removed at the end; every worker must "
+                   "(about 480 bytes per event, removed at the end; every worker must "
                    "reach it).")
 @click.pass_context
 def replay_cmd(ctx: click.Context, directory: Path, tlc: bool, tlc_max_events: int | None,

@@ -14,10 +14,11 @@ names one) input errors; the other groups are still checked. A router's later
 operations of another group are lost with it, and that group's check of traced writes
 against its history (conformance/fleet_check.py) then refuses it too.
 
-Memory. A fleet replay task (conformance/fleet_route.py) reads every router's rotation
-once (``HistoryIndex``): each line is checked (JSON, strict, format, router, seq, err,
-group), and a line of a wanted group is indexed (its request id, and where it is) and
-copied to a temporary file, the group's *spill*. The traces are then checked against the
+Memory. The route pass (conformance/fleet_spill.py ``route_router``) reads every
+router's rotation once and checks each line (JSON, strict, format, router, seq, err,
+group, id); a fleet replay task's ``HistoryIndex`` reads its groups' routed lines,
+indexes each (its request id, and where it is) and copies it to a temporary file, the
+group's *spill*. The traces are then checked against the
 index (is each traced write in its group's history?), and afterwards each group's
 records are decoded from its spill one group at a time, checked and dropped. So what a
 task holds does not grow with the operations: a decoded record takes about 2 KB, a line
@@ -33,16 +34,15 @@ import tempfile
 from array import array
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import IO
 
 import orjson
 
 from conformance.errors import one_line
-from conformance.fleet_input import FleetSpec, segment_lines, segments
-from conformance.fleet_spill import Routed, read_history_spill
+from conformance.fleet_input import FleetSpec, segments
+from conformance.fleet_spill import Routed, read_history_spill, route_router
 from conformance.linearizability.model import _record_from_json
-from conformance.trace_loader import TraceInputError, json_line, strict_problem
+from conformance.trace_loader import TraceInputError
 from reference.client import HistoryRecord
 from reference.storage import M
 
@@ -203,21 +203,18 @@ class HistoryIndex:
         self._chunks: dict[str, list[tuple[int, int]]] = {g: [] for g in keep}
         self._end = 0
         if routed is not None:
-            for r in routed:
-                self._read_spill(r, bucket, keep)
-            for g in keep:
-                self._flush(g)
-            self._buf.clear()
+            self._read_routed(routed, bucket, keep)
             return
-        for router, rot in segments(spec.directory, "history").items():
-            served: set[str] = set()
-            try:
-                self._read_router(router, rot.paths, keep, served)
-                if rot.problem:
-                    raise TraceInputError(rot.problem)
-            except TraceInputError as exc:
-                for g in served & keep:
-                    self.errors.setdefault(g, str(exc))
+        # No route pass ran: route the routers here, into a temporary directory (one
+        # reader and checker of router lines: conformance/fleet_spill.py route_router).
+        with tempfile.TemporaryDirectory(prefix="dynaspec-history-") as out:
+            bucket_of = dict.fromkeys(keep, 0)
+            self._read_routed([route_router(str(spec.directory), r, bucket_of, out)
+                               for r in segments(spec.directory, "history")], 0, keep)
+
+    def _read_routed(self, routed: Iterable[Routed], bucket: int, keep: set[str]) -> None:
+        for r in routed:
+            self._read_spill(r, bucket, keep)
         for g in keep:
             self._flush(g)
         self._buf.clear()
@@ -240,56 +237,9 @@ class HistoryIndex:
             self._end += len(buf)
             buf.clear()
 
-    def _read_router(self, router: str, paths: list[Path], keep: set[str],
-                     served: set[str]) -> None:
-        spec, prev = self.spec, 0
-        for path in paths:
-            path_index = len(self._paths)
-            self._paths.append(str(path))
-            for ln, line in enumerate(segment_lines(path), start=1):
-                where = f"{path}:{ln}"
-                obj = json_line(line, where)
-                if not isinstance(obj, dict):
-                    raise TraceInputError(f"{where}: not a history record")
-                g = obj.get("group")
-                if isinstance(g, str):
-                    served.add(g)
-                problem = strict_problem(line, orjson.dumps(obj))
-                if problem is not None:
-                    raise TraceInputError(f"{where}: {problem}")
-                if obj.get("v") != 4 or obj.get("router") != router:
-                    raise TraceInputError(f"{where}: not a format-4 record of router {router} "
-                                          f"(v {obj.get('v')!r}, router {obj.get('router')!r})")
-                seq, err = obj.get("seq"), obj.get("err")
-                if seq != prev + 1:
-                    raise TraceInputError(f"{where}: seq {seq!r} follows {prev}: lines lost or "
-                                          f"out of order")
-                prev = seq
-                if not isinstance(err, int) or isinstance(err, bool) or err < 0:
-                    raise TraceInputError(f"{where}: err must be a non-negative integer, got "
-                                          f"{err!r}")
-                if g not in spec.groups:
-                    raise TraceInputError(f"{where}: group {g!r} is not in fleet.json")
-                if g not in keep:
-                    continue
-                rid = obj.get("id")
-                if not isinstance(rid, str):
-                    raise TraceInputError(f"{where}: not a history record (no string 'id')")
-                client = obj.get("client")
-                first = self.ids[g].add(rid, client if isinstance(client, str) else "",
-                                        path_index, ln)
-                if first is not None:
-                    raise TraceInputError(f"{where}: request id {rid!r} of group {g} again "
-                                          f"(first at {first})")
-                self.first_seq.setdefault((router, g), seq)
-                buf = self._buf[g]
-                buf += line
-                if len(buf) >= SPILL_CHUNK:
-                    self._flush(g)
-
     def _read_spill(self, routed: Routed, bucket: int, keep: set[str]) -> None:
-        """The bucket's lines of one routed router: indexed and copied as
-        ``_read_router`` does (the route pass checked them but for duplicate ids)."""
+        """The bucket's lines of one routed router, indexed and copied (the route pass
+        checked them but for duplicate ids)."""
         if routed.problem:
             for g, _first in routed.served.items():
                 if g in keep:

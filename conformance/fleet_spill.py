@@ -15,7 +15,7 @@ monitors of its share of *all* groups at once: its memory grew with the fleet (m
 peak RSS 354 MB for 10.8 M events against 70 MB for 1.1 M, one process). With the route
 pass the lines are read once, a task holds at most ``GROUPS_PER_TASK`` groups' monitors,
 and a bigger fleet is more tasks, not more memory. What it costs: every line is written
-and read back once more (about 330 bytes a line, uncompressed, on the spill disk: 3.5 GB
+and read back once more (about 480 bytes a line, uncompressed, on the spill disk: 5.2 GB
 for 10.8 M lines), and no check starts before every rotation is routed.
 
 Why the checks stay exact: a spill is the subsequence of one node's lines whose groups
