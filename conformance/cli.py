@@ -267,6 +267,10 @@ def simulate_cmd(seed: int, out: Path, replicas: int, duration: int, faults: str
               help="Accept a check that left part of the input unchecked (events past "
                    "--tlc-max-events, keys the linearizability search could not decide): "
                    "still reported, but exit 0 instead of 2.")
+@click.option("--max-states", type=click.IntRange(1), default=None,
+              show_default="the history checker's default, 1,000,000",
+              help="Linearizability search budget per key of a single group's history; a "
+                   "key that needs more is reported undecided, never a violation.")
 @click.option("--workers", type=click.IntRange(1), default=None,
               show_default="the number of cores",
               help="Fleet directory: Dask worker processes of a local cluster; 1 runs "
@@ -285,7 +289,8 @@ def simulate_cmd(seed: int, out: Path, replicas: int, duration: int, faults: str
                    "reach it).")
 @click.pass_context
 def replay_cmd(ctx: click.Context, directory: Path, tlc: bool, tlc_max_events: int | None,
-               tlc_window: int, partial_ok: bool, workers: int | None, scheduler: str | None,
+               tlc_window: int, partial_ok: bool, max_states: int | None,
+               workers: int | None, scheduler: str | None,
                report_path: Path, spill_dir: Path | None) -> None:
     """Check a `dynaspec simulate` output: monitor, linearizability, Z3 leases [, TLC];
     or every group of a fleet directory (fleet.json, format 4).
@@ -311,6 +316,9 @@ def replay_cmd(ctx: click.Context, directory: Path, tlc: bool, tlc_max_events: i
     if is_fleet_dir(directory):
         if tlc:
             raise click.UsageError("--tlc checks a single simulated group, not a fleet")
+        if max_states is not None:
+            raise click.UsageError("--max-states applies to a single group; a fleet's "
+                                   "groups use the default budget")
         _replay_fleet(directory, workers, scheduler, report_path, partial_ok, console,
                       spill_dir)
     if workers is not None or scheduler is not None or spill_dir is not None:
@@ -329,7 +337,7 @@ def replay_cmd(ctx: click.Context, directory: Path, tlc: bool, tlc_max_events: i
                 bar.update(tasks[layer], completed=done, total=total)
 
             result = replay(directory, tlc=tlc, tlc_max_events=tlc_max_events,
-                            tlc_window=tlc_window, progress=tick)
+                            tlc_window=tlc_window, progress=tick, max_states=max_states)
     except (InputError, HistoryFormatError, ToolchainError) as exc:
         _fail(str(exc))
     except OSError as exc:  # the loaders name most input failures; this is the rest

@@ -144,9 +144,11 @@ def timing_of(directory: Path, config: Mapping[str, Any]) -> TimingConfig:
 
 
 def replay(directory: Path, *, tlc: bool = False, tlc_max_events: int | None = None,
-           tlc_window: int = DEFAULT_WINDOW, progress: Progress | None = None) -> ReplayResult:
+           tlc_window: int = DEFAULT_WINDOW, progress: Progress | None = None,
+           max_states: int | None = None) -> ReplayResult:
     """Run every layer over ``directory``; ``TraceInputError`` (a ``ValueError``; the
-    linearizability loader's ``HistoryFormatError`` too) on bad input."""
+    linearizability loader's ``HistoryFormatError`` too) on bad input. ``max_states``:
+    the linearizability search budget per key (None: the checker's default)."""
     events, config = load_trace_dir(directory)
     timing = timing_of(directory, config)
     kinds = member_kinds(config, str(directory / "config.json"))
@@ -185,7 +187,8 @@ def replay(directory: Path, *, tlc: bool = False, tlc_max_events: int | None = N
     records = load_history(hist_path)
     if progress is not None:
         progress("linearizability", 0, 1)
-    lin = check_history(records)
+    lin = check_history(records) if max_states is None else \
+        check_history(records, max_states=max_states)
     lines = hist.line_of
     problems = []
     for v in lin.violations[:10]:
@@ -205,8 +208,8 @@ def replay(directory: Path, *, tlc: bool = False, tlc_max_events: int | None = N
                           list(first.values())[:5])
         undecided = (f"{len(unknown)} key(s) undecided within the search budget of "
                      f"{lin.max_states:,} states per key, their operations unchecked (first "
-                     f"operations at {shown}); `dynaspec check-history --max-states N` "
-                     f"decides them with a larger budget")
+                     f"operations at {shown}); `--max-states N` (here, or `dynaspec "
+                     f"check-history`) decides them with a larger budget")
     layers.append(LayerResult(
         "linearizability", not (lin.violations or lin.eventual_violations),
         time.perf_counter() - started,

@@ -19,6 +19,8 @@ class Health:
         self.since = now_us
         self.last_heard: dict[str, int] = {}
         self.match: dict[str, int] = {}
+        self.applied: dict[str, int] = {}
+        """Per replica id, the highest ``applied`` its progress reports gave."""
 
     def heard(self, who: str, now_us: int) -> None:
         self.last_heard[who] = now_us
@@ -26,6 +28,10 @@ class Health:
     def persisted(self, who: str, slot: int) -> None:
         if slot > self.match.get(who, 0):
             self.match[who] = slot
+
+    def reported_applied(self, who: str, applied: int) -> None:
+        if applied > self.applied.get(who, 0):
+            self.applied[who] = applied
 
     def silent_for(self, who: str, now_us: int) -> int:
         return now_us - self.last_heard.get(who, self.since)
@@ -37,6 +43,12 @@ class Health:
         """The highest slot every one of ``members`` is known to have persisted (the
         leader's own log counts as ``own_upto``)."""
         return min((own_upto if m == own else self.match.get(m, 0) for m in members),
+                   default=0)
+
+    def applied_by_all(self, members: Iterable[str], own: str, own_applied: int) -> int:
+        """The highest slot every one of ``members`` has reported applied (the leader's
+        own ``applied`` counts as ``own_applied``)."""
+        return min((own_applied if m == own else self.applied.get(m, 0) for m in members),
                    default=0)
 
 

@@ -501,11 +501,18 @@ class ReplicaNode:
                     self.propose_change(step, now)
         if self.nc.checkpoint_every and not (heal.enabled and self.control is not None
                                              and self.control.copying()):
-            # Truncation point: committed, applied here, and persisted by every member and
-            # every replica catching up to join (a live non-member that votes).
+            # Truncation point: committed, applied here, persisted by every member and
+            # every replica catching up to join (a live non-member that votes), and
+            # applied by every member. Without the last, a member that persisted a slot
+            # but never learnt its commit (the commit messages lost, their leader gone)
+            # could learn it from no one: a later leader re-proposes only above its own
+            # checkpoint, and a seed may not skip slots a B-tree has not applied (seed
+            # 486 of explore: stuck for good). A member without a B-tree reports its log
+            # as applied, so it does not hold truncation back.
             joiners = [m for m in health.match if view.get(m, "none") == "none"
                        and not health.unhealthy(m, now, heal.unhealthy_after_us)]
             safe = min(health.persisted_by_all(members + joiners, self.name, r.proposed_upto),
+                       health.applied_by_all(members, self.name, r.applied),
                        r.committed_upto, r.applied)
             if safe >= self._sent_safe_point + self.nc.checkpoint_every:
                 self._sent_safe_point = safe
@@ -612,6 +619,7 @@ class ReplicaNode:
         elif isinstance(m, ProgressMsg):
             if self.health is not None and r.role == "leader":
                 self.health.heard(m.src, now)
+                self.health.reported_applied(m.src, m.applied)
                 if m.bal == r.ballot:
                     self.health.persisted(m.src, m.have)
             key = (m.bal, m.have, m.applied)
@@ -696,12 +704,17 @@ class ReplicaNode:
     # --- gray-failure detection and handoff (paper §6.2) --------------------------------
 
     def _election_timeout(self, now: int) -> None:
-        """The election timeout fired. Without peer confirmation: elect. With it: suspect
-        the leader and probe the peers (the pump elects once a quorum confirms), or, if
-        already suspecting, send the probes again (an answer may have been lost)."""
+        """The election timeout fired. Without peer confirmation: elect. With it: a
+        candidate sends its 1a again; a follower suspects the leader and probes the peers
+        (the pump elects once a quorum confirms), or, if already suspecting, sends the
+        probes again (an answer may have been lost)."""
         r = self.replica
         if not r.config.peer_confirm:
             self._step(r.phase1a(r.next_ballot(), now))
+        elif r.role == "candidate":
+            # A candidate may not suspect (spec Suspect: followers only), so a stalled
+            # election must be finished by resending: the spec's 1a and 1b are never lost.
+            self._step(r.phase1a_resend())
         elif r.suspecting:
             self._step(r.probes())
         else:

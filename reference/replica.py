@@ -238,6 +238,9 @@ class _Volatile:
     """Leader: ids named by a change at or below pbase or in its proposals."""
     detect: Detector = field(default_factory=Detector)
     """Gray-failure detection: hearing, suspicion, answers, handoff (kept on step-down)."""
+    promised: Phase1bMsg | None = None
+    """Acceptor: the promise it sent for its current ballot, kept to send again (the
+    spec's 1b stays in ``msgs``; ours may be lost: see ``phase1b``)."""
     relinquished: bool = False
     """Leader: it handed its ballot off; it neither serves nor renews its lease."""
     successor: str | None = None
@@ -615,7 +618,15 @@ class Replica:
 
     @spec_action
     def phase1b(self, m: Phase1aMsg) -> list[Effect]:
-        if m.src == self.node_id or not self.is_member() or m.bal <= self.ballot:
+        if m.src == self.node_id or not self.is_member():
+            return []
+        if m.bal <= self.ballot:
+            # A candidate sends its 1a again when its election stalls (the spec's 1b
+            # never gets lost; ours can): the very promise already sent goes again, no
+            # new step. Only the same message: the log may have moved since.
+            p = self._v.promised
+            if p is not None and p.bal == m.bal == self.ballot and p.dst == m.src:
+                return [Send(m.src, p)]
             return []
         self.ballot = m.bal
         self._step_down()
@@ -625,8 +636,19 @@ class Replica:
                                tuple(sorted(self.base_named)))
         else:
             reply = Phase1bMsg(m.bal, self.node_id, m.src, self._own_log(), self.granted)
+        self._v.promised = reply
         self._record("Phase1b", a=self.node_id, m=m)
         return [Persist("ballot"), Send(m.src, reply)]
+
+    def phase1a_resend(self) -> list[Effect]:
+        """A candidate's 1a again, to the members whose promise has not arrived (a
+        resend of the spec's message, not a new step)."""
+        v = self._v
+        if v.role != "candidate":
+            return []
+        m = Phase1aMsg(self.ballot, self.node_id)
+        return [Send(p, m) for p in sorted(self._view_members)
+                if p != self.node_id and p not in v.promises]
 
     def receive_promise(self, m: Phase1bMsg) -> None:
         """Learn a promise (spec: a 1b message in ``msgs``); no state of the spec changes."""

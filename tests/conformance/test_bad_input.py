@@ -479,6 +479,7 @@ def test_a_tlc_event_limit_is_a_partial_check(good: Path,
     ["mutation-matrix", "--seeds", "0"],
     ["replay", "/tmp", "--tlc-max-events", "5"],
     ["replay"],
+    ["replay", "/tmp", "--max-states", "0"],
     ["no-such-command"],
     ["--no-such-option"],
 ], ids=lambda a: " ".join(a))
@@ -511,3 +512,25 @@ def test_an_undecided_key_is_a_partial_check_not_a_violation(
     err = result.stderr.splitlines()
     assert len(err) == 1 and f"{good / 'history.jsonl'}:1" in err[0], result.stderr
     assert replay(str(good), "--partial-ok").exit_code == 0
+
+
+def test_replay_max_states_is_the_search_budget(
+        good: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`replay --max-states N` hands N to the search, and an undecided key's message names
+    the option that raises the budget."""
+    import conformance.linearizability as lin
+
+    real = lin.check_history
+    seen: list[Any] = []
+
+    def budget(records: Any, **kwargs: Any) -> Any:
+        seen.append(kwargs.get("max_states"))
+        rep = real(records, **kwargs)
+        rep.unknown_keys.append(records[0].key)
+        rep.ok = False
+        return rep
+
+    monkeypatch.setattr(lin, "check_history", budget)
+    result = replay(str(good), "--max-states", "7")
+    assert seen == [7] and result.exit_code == 2, result.output
+    assert "budget of 7 states" in result.stdout and "--max-states N" in result.stdout

@@ -114,7 +114,7 @@ def test_truncation_and_recovery_from_a_checkpoint() -> None:
     assert world.archive and not world.archive_conflicts
     for node in world.nodes.values():
         r = node.replica
-        assert r.base > 64 and min(r.log) > r.base  # the WAL was truncated
+        assert r.base > 64 and all(s > r.base for s in r.log)  # the WAL was truncated
         assert node.btree is not None and node.btree.upto >= r.base
     assert world.nodes["r2"].restarts == 1
     chosen = world.chosen_log()
