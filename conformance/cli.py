@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any, NoReturn
@@ -68,6 +70,10 @@ def _fail(message: str, code: int = EXIT_INPUT) -> NoReturn:
     sys.exit(code)
 
 
+def _exit_on_sigterm(signum: int, frame: Any) -> None:
+    sys.exit(128 + signum)
+
+
 class _Group(click.Group):
     """Exit codes, across all commands: 0 clean, 1 a violation, 2 unusable input, 3 an
     internal error (a bug in dynaspec): one line, the traceback saved to a file."""
@@ -87,6 +93,11 @@ class _Group(click.Group):
             self._usage_error(exc, ctx)
 
     def invoke(self, ctx: click.Context) -> Any:
+        # SIGTERM (a CI timeout, `kill`, a scheduler's preemption) ends the command as
+        # SystemExit, so that finally blocks run: a fleet replay's route spills (gigabytes)
+        # and temporary directories are removed, as on Ctrl-C.
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, _exit_on_sigterm)
         try:
             return super().invoke(ctx)
         except click.UsageError as exc:

@@ -126,3 +126,41 @@ def test_routing_to_one_group_per_task_changes_no_verdict(tmp_path: Path) -> Non
                for v in one_task.verdicts if v.group in bad)
     assert {v.verdict for v in one_task.verdicts} >= {"ok", "violation", "input-error"}
     assert list(spill.iterdir()) == []  # the spills are removed
+
+
+def test_sigterm_removes_the_route_spills(tmp_path: Path) -> None:
+    """A replay ended by SIGTERM (a CI timeout, `kill`) exits 143 and removes its route
+    spills, as Ctrl-C does. The check is made to hang once the spill directory exists,
+    so the signal always lands mid-replay."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    sample = Path(__file__).resolve().parents[2] / "traces" / "samples" / "fleet-crashes-seed1"
+    spills = tmp_path / "spills"
+    spills.mkdir()
+    code = (
+        "import sys, time\n"
+        "import conformance.fleet_replay as fr\n"
+        "fr._in_process = lambda *a, **k: time.sleep(120)\n"
+        "from conformance.cli import main\n"
+        f"sys.argv = ['dynaspec', 'replay', {str(sample)!r}, '--workers', '1',"
+        f" '--spill-dir', {str(spills)!r}, '--report', {str(tmp_path / 'r.json')!r}]\n"
+        "main()\n")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while not any(spills.iterdir()):
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "no spill directory appeared"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 128 + signal.SIGTERM, (out, err)
+    assert b"Traceback" not in err, err
+    assert not any(spills.iterdir())
