@@ -503,16 +503,17 @@ class ReplicaNode:
                                              and self.control.copying()):
             # Truncation point: committed, applied here, persisted by every member and
             # every replica catching up to join (a live non-member that votes), and
-            # applied by every member. Without the last, a member that persisted a slot
+            # applied by all of them. Without the last, a member that persisted a slot
             # but never learnt its commit (the commit messages lost, their leader gone)
             # could learn it from no one: a later leader re-proposes only above its own
             # checkpoint, and a seed may not skip slots a B-tree has not applied (seed
-            # 486 of explore: stuck for good). A member without a B-tree reports its log
-            # as applied, so it does not hold truncation back.
+            # 486 of explore: stuck for good); a joiner counts too, since it may become a
+            # member before it applies. A replica without a B-tree reports its log as
+            # applied, so it does not hold truncation back.
             joiners = [m for m in health.match if view.get(m, "none") == "none"
                        and not health.unhealthy(m, now, heal.unhealthy_after_us)]
             safe = min(health.persisted_by_all(members + joiners, self.name, r.proposed_upto),
-                       health.applied_by_all(members, self.name, r.applied),
+                       health.applied_by_all(members + joiners, self.name, r.applied),
                        r.committed_upto, r.applied)
             if safe >= self._sent_safe_point + self.nc.checkpoint_every:
                 self._sent_safe_point = safe
