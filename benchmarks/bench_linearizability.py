@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import cProfile
 import heapq
+import os
 import pstats
 import random
 import sys
@@ -182,9 +183,14 @@ def timed(history: list[HistoryRecord], repeat: int, **kw: bool) -> tuple[float,
                                                                           LinearizabilityReport]:
     best, rep = float("inf"), None
     for _ in range(repeat):
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         rep = check_history(history, **kw)  # type: ignore[arg-type]
-        best = min(best, time.perf_counter() - start)
+        seconds = time.perf_counter() - start
+        # The machine is shared: CPU seconds and the load say how much of the wall-clock
+        # figure is waiting for a core.
+        print(f"  run: {seconds:.3f} s wall, {time.process_time() - cpu:.3f} s CPU, "
+              f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
+        best = min(best, seconds)
     assert rep is not None
     return best, rep
 

@@ -34,6 +34,12 @@ already linearized, and how many writes of unknown outcome it has used.
   unused).
 
 ``max_states`` bounds the configurations created; beyond it the key is undecided.
+
+Representation (the sweep is Python, so constant factors decide the issue 13 goal):
+every set of operations is an int bit mask over ``ops``, the unknown writes used
+included; the open reads are a mask per state, so linearizing all those enabled is
+one ``|``. A return only filters: the surviving configurations all hold the bit, so
+neither dominance among them nor their keys change, and none is re-checked.
 """
 
 from __future__ import annotations
@@ -41,16 +47,21 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Literal
 
-from conformance.linearizability.model import _G, _U, _X, Verdict, _Op, _States
+from conformance.linearizability.model import _G, _R, _U, _W, _X, Verdict, _Op, _States
+from reference.storage import WriteOp
 
-_Counts = tuple[int, ...]
 Mode = Literal["exact", "one", "reuse"]
-_Configs = dict[tuple[int, int], list[tuple[int, _Counts]]]
+_Configs = dict[tuple[int, int], list[tuple[int, int]]]
 """(state, state-changing operations linearized) -> [(state-preserving ones, unknown
-writes used per class)]: the open operations only, as bit masks over ``ops``."""
+writes used)]: bit masks over ``ops`` (the open answered operations only; the unknown
+writes used, a prefix of each class)."""
 
 
 TRACE = False
+_TRIAL_BASE = 1_000
+_TRIAL_PER_OP = 50
+"""Budget of each cheap bound: ``_TRIAL_BASE + _TRIAL_PER_OP`` per operation (the
+synthetic benchmark's keys need 2 to 7 configurations per operation)."""
 
 
 class _Budget(Exception):
@@ -67,7 +78,12 @@ def sweep(ops: Sequence[_Op], sm: _States, max_states: int) -> tuple[Verdict, in
     the key, then 8 times that: "bound the concurrency window"; a write that times out
     mostly takes effect soon, if at all). Finding every real linearization and more,
     so answering "violation" when they find none: letting each unknown write act any
-    number of times. Only when none answers does the exact sweep run."""
+    number of times. Only when none answers does the exact sweep run.
+
+    Each bound gets a budget proportional to the key's size (``_TRIAL_PER_OP``), not
+    the whole ``max_states``: a bound that runs out decides nothing, and the last one
+    can be infinite (an ADD of unknown outcome, applied again and again, counts up
+    without end), which with the full budget cost a minute on an 8-operation key."""
     if any(o.kind == _X for o in ops):
         return "violation", 0
     spent = 0
@@ -77,11 +93,12 @@ def sweep(ops: Sequence[_Op], sm: _States, max_states: int) -> tuple[Verdict, in
         tries: list[tuple[Mode, int | None, Verdict]] = [
             ("one", longest, "linearizable"), ("one", 8 * longest + 1, "linearizable"),
             ("reuse", None, "violation")]
+        trial = min(max_states, _TRIAL_BASE + _TRIAL_PER_OP * len(ops))
         for mode, window, decisive in tries:
             try:
-                verdict, n = _Sweep(ops, sm, max_states, mode, window).run()
+                verdict, n = _Sweep(ops, sm, trial, mode, window).run()
             except _Budget:
-                verdict, n = "unknown", max_states
+                verdict, n = "unknown", trial
             spent += n
             if verdict == decisive:
                 return verdict, spent
@@ -93,6 +110,11 @@ def sweep(ops: Sequence[_Op], sm: _States, max_states: int) -> tuple[Verdict, in
 
 
 class _Sweep:
+    """One sweep. Unknown writes used are a bit mask over ``ops`` (an int: cheap to hash
+    and compare): of a class, the earliest invoked members are the ones used, so the
+    mask holds a prefix of each class and "used at most as many of every class" is
+    mask inclusion."""
+
     def __init__(self, ops: Sequence[_Op], sm: _States, max_states: int,
                  mode: Mode = "exact", window: int | None = None) -> None:
         self.mode = mode
@@ -103,21 +125,27 @@ class _Sweep:
         self.created = 0
         # Unknown writes by class (equal operations), each class in invocation order.
         cls_of: dict[object, int] = {}
-        self.members: list[list[int]] = []
-        self.cls: dict[int, int] = {}
-        for i, o in enumerate(ops):
+        members: list[list[int]] = []
+        for i in sorted(range(len(ops)), key=lambda i: ops[i].inv):
+            o = ops[i]
             if o.kind == _U and o.write is not None:
                 try:
                     # With a window, each expires at its own time: a class of its own.
                     c = cls_of.setdefault(o.write if window is None else i, len(cls_of))
                 except TypeError:  # an unhashable operation: a class of its own
                     c = cls_of.setdefault(id(o.write), len(cls_of))
-                if c == len(self.members):
-                    self.members.append([])
-                self.members[c].append(i)
-                self.cls[i] = c
-        self.cls_op = [ops[m[0]].write for m in self.members]
-        self.invoked = [0] * len(self.members)  # members invoked so far, per class
+                if c == len(members):
+                    members.append([])
+                members[c].append(i)
+        self.member_bits = [[1 << i for i in m] for m in members]
+        self.cls_mask = [sum(b) for b in self.member_bits]
+        self.cls_op: list[WriteOp] = [w for m in members if (w := ops[m[0]].write) is not None]
+        self.cls = {i: c for c, m in enumerate(members) for i in m}
+        self.invoked = [0] * len(members)  # members invoked so far, per class
+        self.active: list[int] = []  # classes with a member invoked (and not expired)
+        self.pre = [o.pre for o in ops]
+        self.post = [o.post for o in ops]
+        self.guarded = [o.kind == _G for o in ops]
         self.preserving = [o.preserves for o in ops]
         self.tclass: list[object] = [
             (o.kind, o.pre, o.post) if o.kind != _G else (o.kind, o.want, o.post, id(o.write))
@@ -125,52 +153,64 @@ class _Sweep:
         self.rank = [(o.comp, i) for i, o in enumerate(ops)]
         self.open_class: dict[object, set[int]] = {}
         self.pres_bits = sum(1 << i for i, p in enumerate(self.preserving) if p)
-        # Open answered operations not state-guarded statically (``_G``), and the
-        # guarded ones by the state they need.
+        # Open answered operations: those the search runs the engine for (``_G``), the
+        # state-changing ones by the state they need, the reads as a mask per state.
         self.open_g: set[int] = set()
-        self.open_by_pre: dict[int, set[int]] = {}
-        self._reach: dict[tuple[int, _Counts, tuple[int, ...]], list[tuple[int, _Counts]]] = {}
+        self.open_w: dict[int, set[int]] = {}
+        self.open_r: dict[int, int] = {}
+        # reach() by (state, used); valid while ``invoked`` does not change.
+        self._reach: dict[tuple[int, int], list[tuple[int, int]]] = {}
 
     # --- transitions ---------------------------------------------------------------------
 
     def enabled(self, i: int, s: int) -> int:
         """The state answered operation ``i`` leaves if linearized in ``s``; -1 if not."""
-        o = self.ops[i]
-        if o.kind == _G:
-            return self.sm.guard(o, s)
-        return o.post if s == o.pre else -1
+        if self.guarded[i]:
+            return self.sm.guard(self.ops[i], s)
+        return self.post[i] if s == self.pre[i] else -1
 
-    def reach(self, s: int, used: _Counts) -> list[tuple[int, _Counts]]:
+    def invoke_class(self, c: int, delta: int) -> None:
+        """A member of class ``c`` is invoked (+1), or its window closes (-1: the class,
+        of one member, is spent)."""
+        self.invoked[c] = self.invoked[c] + 1 if delta > 0 else 0
+        self.active = [c for c, k in enumerate(self.invoked) if k]
+        self._reach.clear()
+
+    def reach(self, s: int, used: int) -> list[tuple[int, int]]:
         """``(state, used)`` reachable from ``s`` by unknown writes still available,
-        ``(s, used)`` first; for each state only the minimal ``used`` vectors."""
-        if not self.members:
+        ``(s, used)`` first; for each state only the minimal ``used`` masks."""
+        if not self.active:
             return [(s, used)]
-        key = (s, used, tuple(self.invoked))
+        key = (s, used)
         hit = self._reach.get(key)
         if hit is not None:
             return hit
-        out: dict[int, list[_Counts]] = {s: [used]}
+        out: dict[int, list[int]] = {s: [used]}
         todo = [(s, used)]
         reuse, one = self.mode == "reuse", self.mode == "one"
+        effect = self.sm.effect
         while todo:
             st, u = todo.pop()
-            for c, op in enumerate(self.cls_op):
-                if (self.invoked[c] == 0 if reuse else u[c] >= self.invoked[c]) or op is None:
-                    continue
-                t = self.sm.effect(op, st)
+            for c in self.active:
+                if reuse:
+                    u2 = u
+                else:
+                    k = (u & self.cls_mask[c]).bit_count()
+                    if k >= self.invoked[c]:
+                        continue
+                    u2 = u | self.member_bits[c][k]
+                t = effect(self.cls_op[c], st)
                 if t < 0:
                     continue  # no change: as if never applied
-                u2 = u if reuse else (*u[:c], u[c] + 1, *u[c + 1:])
                 have = out.setdefault(t, [])
                 if reuse or one:
-                    if have and (reuse or sum(have[0]) <= sum(u2)):
+                    if have and (reuse or have[0].bit_count() <= u2.bit_count()):
                         continue
                     have[:] = [u2]
                 else:
-                    if any(all(a <= b for a, b in zip(x, u2, strict=True)) for x in have):
+                    if any(x & ~u2 == 0 for x in have):
                         continue
-                    have[:] = [x for x in have if not all(a <= b for a, b in
-                                                          zip(u2, x, strict=True))]
+                    have[:] = [x for x in have if u2 & ~x != 0]
                     have.append(u2)
                 todo.append((t, u2))
                 self.created += 1
@@ -180,50 +220,44 @@ class _Sweep:
         self._reach[key] = res
         return res
 
-    def candidates(self, s: int, mask: int) -> list[int]:
-        """Open answered operations not yet linearized that may fit in state ``s``."""
-        out = [i for i in self.open_by_pre.get(s, ()) if not mask >> i & 1]
-        out += [i for i in self.open_g if not mask >> i & 1]
-        return out
-
     # --- configurations ------------------------------------------------------------------
 
     def settle(self, s: int, mask: int) -> int:
         """Linearize every open state-preserving operation enabled in ``s`` (dominance)."""
-        for i in self.candidates(s, mask):
-            if self.preserving[i] and self.enabled(i, s) >= 0:
+        mask |= self.open_r.get(s, 0)
+        for i in self.open_g:
+            if self.preserving[i] and not mask >> i & 1 and self.sm.guard(self.ops[i], s) >= 0:
                 mask |= 1 << i
         return mask
 
-    def add(self, configs: _Configs, s: int, mask: int, used: _Counts,
-            new: bool = True) -> bool:
+    def add(self, configs: _Configs, s: int, mask: int, used: int) -> bool:
         """Add a configuration unless one there dominates it (dropping those it
         dominates); whether it was added."""
         pres = mask & self.pres_bits
-        have = configs.setdefault((s, mask ^ pres), [])
-        if self.mode == "one":  # one vector: the smallest (an under-approximation)
-            total = sum(used)
-            if any(pres & ~p == 0 and sum(u) <= total for p, u in have):
-                return False
-            have[:] = [(p, u) for p, u in have if not (p & ~pres == 0 and sum(u) >= total)]
+        key = (s, mask ^ pres)
+        have = configs.get(key)
+        if have is None:
+            configs[key] = [(pres, used)]
+        elif self.mode == "one":  # one vector: the smallest (an under-approximation)
+            total = used.bit_count()
+            for p, u in have:
+                if pres & ~p == 0 and u.bit_count() <= total:
+                    return False
+            have[:] = [(p, u) for p, u in have
+                       if not (p & ~pres == 0 and u.bit_count() >= total)]
             have.append((pres, used))
-            return self.count(new)
-        for p, u in have:
-            if pres & ~p == 0 and all(a <= b for a, b in zip(u, used, strict=True)):
-                return False
-        have[:] = [(p, u) for p, u in have
-                   if not (p & ~pres == 0 and all(a <= b for a, b in zip(used, u, strict=True)))]
-        have.append((pres, used))
-        return self.count(new)
-
-    def count(self, new: bool) -> bool:
-        if new:  # (not a configuration carried over from the event before)
-            self.created += 1
-            if self.created > self.max_states:
-                raise _Budget
+        else:
+            for p, u in have:
+                if pres & ~p == 0 and u & ~used == 0:
+                    return False
+            have[:] = [(p, u) for p, u in have if not (p & ~pres == 0 and used & ~u == 0)]
+            have.append((pres, used))
+        self.created += 1
+        if self.created > self.max_states:
+            raise _Budget
         return True
 
-    def close(self, configs: _Configs, todo: list[tuple[int, int, _Counts]]) -> None:
+    def close(self, configs: _Configs, todo: list[tuple[int, int, int]]) -> None:
         """Add ``todo``'s configurations, and everything they enable, to ``configs``."""
         while todo:
             s, mask, used = todo.pop()
@@ -231,34 +265,47 @@ class _Sweep:
             if self.add(configs, s, mask, used):
                 self.expand(s, mask, used, todo)
 
-    def expand(self, s: int, mask: int, used: _Counts, todo: list[tuple[int, int, _Counts]],
-               only: int = -1) -> None:
-        for s2, u2 in self.reach(s, used):
-            first: dict[object, int] = {}  # transition class -> its member returning first
-            for i in ([only] if only >= 0 else self.candidates(s2, mask)):
-                if mask >> i & 1:
+    def expand(self, s: int, mask: int, used: int, todo: list[tuple[int, int, int]]) -> None:
+        """Push every one-operation extension of a settled configuration."""
+        rank, tclass = self.rank, self.tclass
+        for s2, u2 in self.reach(s, used) if self.active else ((s, used),):
+            if s2 != s:
+                m2 = self.settle(s2, mask)
+                if m2 != mask:
+                    # Reads enabled there: that configuration, once added, is expanded
+                    # itself, and its extensions dominate those from ``mask``.
+                    todo.append((s2, m2, u2))
                     continue
-                c = self.tclass[i]
-                j = first.get(c)
-                if j is None or self.rank[i] < self.rank[j]:
-                    first[c] = i
+            first: dict[object, int] = {}  # transition class -> its member returning first
+            for i in self.open_w.get(s2, ()):
+                if not mask >> i & 1:
+                    c = tclass[i]
+                    j = first.get(c)
+                    if j is None or rank[i] < rank[j]:
+                        first[c] = i
+            for i in self.open_g:
+                if not mask >> i & 1 and not self.preserving[i]:
+                    c = tclass[i]
+                    j = first.get(c)
+                    if j is None or rank[i] < rank[j]:
+                        first[c] = i
             for i in first.values():
-                if only >= 0 and self.first_open(self.tclass[i], mask) != i:
-                    continue  # another open one of its class returns first
                 t = self.enabled(i, s2)
                 if t >= 0:
                     todo.append((t, mask | 1 << i, u2))
 
-    def first_open(self, c: object, mask: int) -> int:
-        """The open, not yet linearized member of transition class ``c`` returning first."""
-        best = -1
-        for i in self.open_class.get(c, ()):
-            if not mask >> i & 1 and (best < 0 or self.rank[i] < self.rank[best]):
-                best = i
-        return best
+    def expand_by(self, i: int, s: int, mask: int, used: int,
+                  todo: list[tuple[int, int, int]]) -> None:
+        """Push the extensions of a settled configuration by the new operation ``i``
+        (after unknown writes, and the reads these enable)."""
+        for s2, u2 in self.reach(s, used):
+            t = self.enabled(i, s2)
+            if t >= 0:
+                m2 = mask if s2 == s else self.settle(s2, mask)
+                todo.append((t, m2 | 1 << i, u2))
 
     @staticmethod
-    def each(configs: _Configs) -> list[tuple[int, int, _Counts]]:
+    def each(configs: _Configs) -> list[tuple[int, int, int]]:
         return [(s, np | p, u) for (s, np), have in configs.items() for p, u in have]
 
     def run(self) -> tuple[Verdict, int]:
@@ -271,31 +318,38 @@ class _Sweep:
             elif self.window is not None:
                 events.append((o.inv + self.window, 2, i))
         events.sort()
-        zero: _Counts = (0,) * len(self.members)
-        configs: _Configs = {(0, 0): [(0, zero)]}
+        configs: _Configs = {(0, 0): [(0, 0)]}
         for _, ret, i in events:
             o = ops[i]
             if ret == 2:  # the window of an unknown write closes
-                self.invoked[self.cls[i]] = 0
+                self.invoke_class(self.cls[i], -1)
                 continue
             if ret:
+                # Keep the configurations that linearized it, and forget it. Dominance
+                # among them is unchanged (the bit is in all of them), and no two
+                # merge: the (state, state-changing) keys stay distinct.
                 bit = 1 << i
-                kept: _Configs = {}
-                for s, mask, u in self.each(configs):
-                    if mask & bit:
-                        self.add(kept, s, mask ^ bit, u, new=False)
+                if self.preserving[i]:
+                    kept = {k: h for k, have in configs.items()
+                            if (h := [(p ^ bit, u) for p, u in have if p & bit])}
+                else:
+                    kept = {(s, np ^ bit): have for (s, np), have in configs.items()
+                            if np & bit}
                 if not kept:
                     return "violation", self.created
                 configs = kept
                 if o.kind == _G:
                     self.open_g.discard(i)
+                elif o.kind == _R:
+                    self.open_r[o.pre] &= ~bit
                 else:
-                    self.open_by_pre[o.pre].discard(i)
+                    self.open_w[o.pre].discard(i)
                 self.open_class[self.tclass[i]].discard(i)
                 continue
-            todo: list[tuple[int, int, _Counts]] = []
+            todo: list[tuple[int, int, int]] = []
             if o.kind == _U:
-                self.invoked[self.cls[i]] += 1
+                if i in self.cls:
+                    self.invoke_class(self.cls[i], 1)
                 # Its effect may enable any open operation, in any configuration.
                 for s, mask, u in self.each(configs):
                     self.expand(s, mask, u, todo)
@@ -303,19 +357,52 @@ class _Sweep:
                 continue
             if o.kind == _G:
                 self.open_g.add(i)
+            elif o.kind == _R:
+                self.open_r[o.pre] = self.open_r.get(o.pre, 0) | 1 << i
             else:
-                self.open_by_pre.setdefault(o.pre, set()).add(i)
+                self.open_w.setdefault(o.pre, set()).add(i)
             self.open_class.setdefault(self.tclass[i], set()).add(i)
-            nxt: _Configs = {}
-            for s, mask, u in self.each(configs):
-                if self.preserving[i] and self.enabled(i, s) >= 0:
-                    # Linearized at once (dominance): the configuration is replaced, and
-                    # what it enabled is enabled again after the new operation.
-                    todo.append((s, mask | 1 << i, u))
-                    continue
-                self.add(nxt, s, mask, u, new=False)
-                self.expand(s, mask, u, todo, only=i)
-            configs = nxt
+            if self.preserving[i]:
+                # Linearized at once where enabled (dominance): those configurations are
+                # replaced, and what they enabled is enabled again after it. The others
+                # stay as they were (still undominated among themselves).
+                nxt: _Configs = {}
+                for (s, np), have in configs.items():
+                    if self.enabled(i, s) >= 0:
+                        todo += [(s, np | p | 1 << i, u) for p, u in have]
+                    else:
+                        nxt[(s, np)] = have
+                configs = nxt
+            # Where another open one of its class that returns first is not linearized,
+            # that one goes first (symmetry).
+            earlier = 0
+            for j in self.open_class[self.tclass[i]]:
+                if self.rank[j] < self.rank[i]:
+                    earlier |= 1 << j
+            if self.active:
+                for (s, np), have in configs.items():
+                    for p, u in have:
+                        mask = np | p
+                        if earlier & ~mask == 0:
+                            self.expand_by(i, s, mask, u, todo)
+            elif o.kind == _W:
+                # No unknown write can act: only the configurations in its state.
+                pi, ti, bit = o.pre, o.post, 1 << i
+                for (s, np), have in configs.items():
+                    if s == pi:
+                        for p, u in have:
+                            mask = np | p
+                            if earlier & ~mask == 0:
+                                todo.append((ti, mask | bit, u))
+            elif not self.preserving[i]:
+                for (s, np), have in configs.items():
+                    t = self.enabled(i, s)
+                    if t >= 0:
+                        for p, u in have:
+                            mask = np | p
+                            if earlier & ~mask == 0:
+                                todo.append((t, mask | 1 << i, u))
+            # (A state-preserving one was linearized wherever it is enabled, above.)
             self.close(configs, todo)
             if TRACE:
                 ev = self.each(configs)

@@ -17,7 +17,9 @@ from history_oracle import oracle, perturb, random_key_history
 from conformance.linearizability import check_history, check_key
 from conformance.linearizability.model import UNKNOWN
 from reference.client import HistoryRecord
+from reference.messages import ReadResult
 from reference.storage import (
+    AddNumber,
     Applied,
     Compare,
     ConditionalCheckFailed,
@@ -124,3 +126,33 @@ def test_regression_sweep_eager_read_keeps_what_the_old_configuration_enabled() 
     assert oracle([put, cas]) == {B: True}
     assert not disagreements([put, cas])
     assert check_key([put, cas], method="search").verdict == "linearizable"
+
+
+def test_regression_unbounded_bound_does_not_eat_the_budget() -> None:
+    # Found by the deep profile (seed 1000025): with a pending ADD, the sweep's
+    # over-approximation (every unknown write acting any number of times) counts up
+    # without end; given the whole budget it spent 1,000,000 configurations (a minute)
+    # before the exact sweep decided the key in a dozen.
+    a = Key(S("a"))
+
+    def item(v: int) -> M:
+        return M(pk=S("a"), v=N(v))
+
+    recs = [
+        HistoryRecord("k0c1-1", "k0c1", "get", a, False, None, -147, 194, "ok",
+                      ReadResult(None), 1, "r2"),
+        HistoryRecord("k0c3-2", "k0c3", "put", a, None, Put(item(0), Compare("v", "=", N(0))),
+                      117, 352, "condfail", ConditionalCheckFailed(None), 1, "r1"),
+        HistoryRecord("k0c3-3", "k0c3", "update", a, None, Update(a, (AddNumber("v", N(1)),)),
+                      186, -1, None, None, 1, None),
+        HistoryRecord("k0c0-4", "k0c0", "update", a, None,
+                      Update(a, (AddNumber("v", N(1)),), Compare("v", "=", N(2))), 243, 603,
+                      "condfail", ConditionalCheckFailed(None), 1, "r1"),
+        HistoryRecord("k0c3-5", "k0c3", "get", a, False, None, 343, 737, "ok",
+                      ReadResult(item(2)), 1, "r2"),
+    ]
+    assert oracle(recs) == {a: False}  # one pending ADD cannot make v = 2
+    assert not disagreements(recs)
+    res = check_key(recs, method="search")
+    assert res.verdict == "violation"
+    assert res.states < 100_000, res.states

@@ -235,7 +235,7 @@ def test_malformed_env_line_is_rejected(path: tuple[str, ...], value: Any) -> No
     (("status",), "maybe"),
     (("key",), ...),
     (("args",), ...),
-    (("current",), ...),
+    (("current",), "x"),
     (("old",), None),
     (("consistent",), True),
     (("status",), "timeout"),
@@ -245,6 +245,17 @@ def test_malformed_env_line_is_rejected(path: tuple[str, ...], value: Any) -> No
 ])
 def test_malformed_history_line_is_rejected(path: tuple[str, ...], value: Any) -> None:
     assert not HISTORY.is_valid(_mutated(GOOD_RECORD, path, value))
+
+
+def test_old_new_and_current_are_optional() -> None:
+    """A real client learns the replaced item only with ReturnValues, and the item that
+    failed a condition only when it asks: absent means unknown (SEMANTICS.md)."""
+    assert HISTORY.is_valid(_mutated(GOOD_RECORD, ("current",), ...))
+    ok_put = {**_mutated(GOOD_RECORD, ("current",), ...), "status": "ok", "op": "put",
+              "args": '{"item":{"pk":{"S":"k0004"}},"op":"put"}'}
+    assert HISTORY.is_valid(ok_put)
+    assert HISTORY.is_valid({**ok_put, "old": None, "new": {"pk": {"S": "k0004"}}})
+    assert not HISTORY.is_valid({**ok_put, "current": None})
 
 
 SAMPLES = Path(__file__).resolve().parents[2] / "traces" / "samples"
