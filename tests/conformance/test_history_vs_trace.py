@@ -50,14 +50,22 @@ def trace_lines(d: Path) -> list[tuple[str, int, dict[str, Any]]]:
 
 
 def rejected(d: Path, history_line: int, trace_pattern: str, words: str) -> str:
-    res = replay(d)
-    layer = next(x for x in res.layers if x.layer == "history-vs-trace")
-    assert not layer.ok, layer.summary
-    mine = [p for p in layer.problems if f"history.jsonl:{history_line}:" in p]
-    assert mine, layer.problems
-    assert re.search(trace_pattern, mine[0]) and re.search(words, mine[0]), mine[0]
+    """`dynaspec replay` fails the history-vs-trace layer (exit 1) with a problem naming
+    the history line and a trace line. (One replay: the CLI prints every layer's
+    problems under the layer's own line.)"""
     cli = CliRunner().invoke(main, ["replay", str(d)])
-    assert cli.exit_code == 1 and f"history.jsonl:{history_line}:" in cli.output, cli.output
+    assert cli.exit_code == 1, cli.output
+    out = cli.output.splitlines()
+    head = next(i for i, x in enumerate(out) if x.split()[1:2] == ["history-vs-trace"])
+    assert out[head].startswith("FAIL"), out[head]
+    section = []
+    for x in out[head + 1:]:
+        if not x.startswith("     "):
+            break
+        section.append(x.strip())
+    mine = [p for p in section if f"history.jsonl:{history_line}:" in p]
+    assert mine, section
+    assert re.search(trace_pattern, mine[0]) and re.search(words, mine[0]), mine[0]
     return mine[0]
 
 
