@@ -139,11 +139,14 @@ def main() -> None:
         run_once(f"crash {args.long:g}s", config("crashes", args.long, args.seed, k)),
     ]
     print(f"\n{'run (traces on)':<16} {'ops':>8} {'events':>9} {'wall s':>7} {'ops/s':>8} "
-          f"{'events/s':>9} {'of loop':>8} {'CPU ops/s':>10} {'of loop CPU':>12}")
+          f"{'events/s':>9} {'of loop':>8} {'CPU ops/s':>10} {'of loop CPU':>12} "
+          f"{'events/op':>10} {'CPU us/op':>10}")
     for r in runs:
+        # events/op and CPU us/op show what grows with a run's length (the last two rows).
         print(f"{r.label:<16} {r.ops:>8} {r.events:>9} {r.wall_s:>7.2f} {r.ops_per_s:>8,.0f} "
               f"{r.events_per_s:>9,.0f} {r.events_per_s / loop_wall:>8.3f} "
-              f"{r.ops / r.cpu_s:>10,.0f} {r.events / r.cpu_s / loop_cpu:>12.3f}")
+              f"{r.ops / r.cpu_s:>10,.0f} {r.events / r.cpu_s / loop_cpu:>12.3f} "
+              f"{r.events / r.ops:>10.2f} {1e6 * r.cpu_s / r.ops:>10.1f}")
     healthy, crashes, short, long = runs
     print(f"\ncrashes / healthy ops/s: {crashes.ops_per_s / healthy.ops_per_s:.2f} wall, "
           f"{(crashes.ops / crashes.cpu_s) / (healthy.ops / healthy.cpu_s):.2f} CPU")

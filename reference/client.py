@@ -25,6 +25,7 @@ from reference.codec import (
     ClientRequest,
     CodecError,
     RequestKind,
+    Wire,
     decode,
     encode,
 )
@@ -126,7 +127,7 @@ Callback = Callable[[HistoryRecord], None]
 @dataclass(slots=True)
 class _Pending:
     rec: HistoryRecord
-    request: bytes
+    request: ClientRequest
     kind: RequestKind
     target: str
     on_done: Callback | None
@@ -151,7 +152,7 @@ class Client:
         self.leader_guess = self.replicas[0]
         self._n = 0
         self._pending: dict[str, _Pending] = {}
-        net.add_node(name, az, self._on_frame)
+        net.add_node(name, az, self._on_frame, self._on_message)
 
     # --- operations --------------------------------------------------------------------
 
@@ -173,7 +174,7 @@ class Client:
         rid = self._next_id()
         w = build(rid)
         rec = HistoryRecord(rid, self.name, op, key, None, w, self.sim.now)
-        req = encode(ClientRequest(rid, "write", encode_op(w)))
+        req = ClientRequest(rid, "write", encode_op(w))
         self._start(rec, req, "write", self.leader_guess, on_done)
         return rid
 
@@ -182,7 +183,7 @@ class Client:
         rec = HistoryRecord(rid, self.name, "get", key, consistent, None, self.sim.now)
         kind: RequestKind = "strong" if consistent else "eventual"
         target = self.leader_guess if consistent else self.rng.choice(self.replicas)
-        self._start(rec, encode(ClientRequest(rid, kind, b"", key)), kind, target, on_done)
+        self._start(rec, ClientRequest(rid, kind, b"", key), kind, target, on_done)
         return rid
 
     def _next_id(self) -> str:
@@ -191,7 +192,7 @@ class Client:
 
     # --- the retry loop ----------------------------------------------------------------
 
-    def _start(self, rec: HistoryRecord, request: bytes, kind: RequestKind, target: str,
+    def _start(self, rec: HistoryRecord, request: ClientRequest, kind: RequestKind, target: str,
                on_done: Callback | None) -> None:
         self.history.append(rec)
         p = _Pending(rec, request, kind, target, on_done,
@@ -206,7 +207,7 @@ class Client:
             return
         p.rec.attempts += 1
         p.tried.append(p.target)
-        self.net.send(self.name, p.target, p.request)
+        self.net.send_msg(self.name, p.target, p.request, encode)
         p.timer = self.sim.schedule(self.config.attempt_timeout_us, self._on_timeout, p.rec.id,
                                     p.rec.attempts)
 
@@ -250,6 +251,10 @@ class Client:
         except CodecError:
             self.net.stats.dropped["undecodable"] += 1
             return
+        self._on_message(dst, src, m)
+
+    def _on_message(self, dst: str, src: str, m: Wire) -> None:
+        """A message arrived (decoded, or sent as an object and delivered intact)."""
         if not isinstance(m, ClientReply):
             return
         p = self._pending.get(m.rid)

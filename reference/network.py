@@ -7,6 +7,12 @@ rng, and schedules delivery on the simulator. On delivery the receiver verifies 
 checksum and drops (and counts) corrupt frames before calling the node's handler
 ``handler(dst, src, payload)``.
 
+``send_msg(src, dst, msg, encode)`` sends a message object instead: the same fate and
+the same rng draws as ``send(src, dst, encode(msg))``, but a copy that arrives intact
+reaches the receiver's ``on_msg(dst, src, msg)`` as the object itself (messages are
+immutable, and decoding the frame would give an equal one), so it is never encoded,
+checksummed or decoded; only a bit flip encodes it, to flip a bit of the real frame.
+
 Fault model, all deterministic given the rng:
 
 * latency = base (same-AZ or cross-AZ, or a per-link override) + uniform jitter in
@@ -36,6 +42,7 @@ import random
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 import google_crc32c
 
@@ -43,6 +50,9 @@ from reference.simulator import Simulator
 
 Handler = Callable[[str, str, bytes], None]
 """Called as ``handler(dst, src, payload)`` when a verified message arrives."""
+MsgHandler = Callable[[str, str, Any], None]
+"""Called as ``on_msg(dst, src, msg)`` with a message sent by ``send_msg`` that arrives
+intact: what decoding its frame would give (messages are immutable)."""
 
 CHECKSUM_BYTES = 4
 
@@ -110,6 +120,7 @@ class _Node:
     az: str
     handler: Handler
     up: bool = True
+    on_msg: MsgHandler | None = None
 
 
 class Network:
@@ -128,10 +139,13 @@ class Network:
 
     # --- topology -------------------------------------------------------------
 
-    def add_node(self, name: str, az: str, handler: Handler) -> None:
+    def add_node(self, name: str, az: str, handler: Handler,
+                 on_msg: MsgHandler | None = None) -> None:
+        """``handler`` takes verified payloads; ``on_msg``, if given, takes the messages
+        ``send_msg`` sends that arrive intact (else they are encoded for ``handler``)."""
         if name in self._nodes:
             raise ValueError(f"node {name!r} already registered")
-        self._nodes[name] = _Node(az, handler)
+        self._nodes[name] = _Node(az, handler, on_msg=on_msg)
 
     def set_handler(self, name: str, handler: Handler) -> None:
         """Replace a node's handler (e.g. a restarted process with fresh state)."""
@@ -214,13 +228,25 @@ class Network:
         return base
 
     def send(self, src: str, dst: str, payload: bytes) -> None:
+        self._send(src, dst, payload, None, None)
+
+    def send_msg(self, src: str, dst: str, msg: Any, encode: Callable[[Any], bytes]) -> None:
+        """Send message object ``msg``, whose payload is ``encode(msg)``: the same fate,
+        draws and delivery as ``send(src, dst, encode(msg))``. A copy that arrives intact
+        reaches the receiver's ``on_msg`` as the object itself (what decoding would give),
+        so it is encoded only for a bit flip, and checksummed and decoded never."""
+        self._send(src, dst, None, msg, encode)
+
+    def _send(self, src: str, dst: str, payload: bytes | None, msg: Any,
+              encode: Callable[[Any], bytes] | None) -> None:
         stats = self.stats
         stats.sent += 1
         nodes = self._nodes
         if not nodes[src].up:
             stats.dropped["src_down"] += 1
             return
-        if dst not in nodes:
+        target = nodes.get(dst)
+        if target is None:
             stats.dropped["unknown_dst"] += 1
             return
         link = (src, dst)
@@ -235,44 +261,74 @@ class Network:
         if cfg.loss_prob and rng.random() < cfg.loss_prob:
             stats.dropped["loss"] += 1
             return
-        data = frame(payload)
+        # The frame is built only when bytes are needed: a payload sent as bytes, or a
+        # bit flip (CRC32C catches every single-bit error, so a flipped frame never
+        # reaches a handler, but its length decides the rng's draw).
+        data = frame(payload) if payload is not None else None
+        if msg is not None and target.on_msg is None:
+            assert encode is not None
+            data = frame(encode(msg))
+            msg = None
         copies = 1
         if cfg.dup_prob and rng.random() < cfg.dup_prob:
             stats.duplicated += 1
             copies = 2
-        held = self._held.get(link)
         extra = 0
-        if held:
-            extra = held.pop(0)
-            if not held:
-                del self._held[link]
-            stats.late += 1
+        if self._held:
+            held = self._held.get(link)
+            if held:
+                extra = held.pop(0)
+                if not held:
+                    del self._held[link]
+                stats.late += 1
+        latency = self._latency_override.get(link)
+        if latency is None:
+            latency = (cfg.same_az_latency_us if nodes[src].az == target.az
+                       else cfg.cross_az_latency_us)
+        latency += extra
+        jitter = cfg.jitter_us
+        schedule = self._sim.schedule
         for _ in range(copies):
-            wire = data
+            wire, obj = data, msg
             if cfg.corrupt_prob and rng.random() < cfg.corrupt_prob:
-                wire = _flip_random_bit(data, rng)
-            delay = self.latency_us(src, dst) + extra
+                if wire is None:
+                    assert encode is not None
+                    wire = frame(encode(msg))
+                wire, obj = _flip_random_bit(wire, rng), None
+            # latency_us inlined (one jitter draw per copy, after the corruption draw).
+            delay = latency + int(rng.random() * (jitter + 1)) if jitter else latency
             if cfg.late_prob and rng.random() < cfg.late_prob:
                 delay += cfg.late_min_us + int(rng.random() * (cfg.late_max_us
                                                                - cfg.late_min_us + 1))
                 stats.late += 1
-            self._sim.schedule(delay, self._deliver, src, dst, wire)
+            schedule(delay, self._deliver, src, dst, wire, obj)
 
     def broadcast(self, src: str, dsts: Iterable[str], payload: bytes) -> None:
         for dst in dsts:
             if dst != src:
-                self.send(src, dst, payload)
+                self._send(src, dst, payload, None, None)
 
-    def _deliver(self, src: str, dst: str, wire: bytes) -> None:
+    def broadcast_msg(self, src: str, dsts: Iterable[str], msg: Any,
+                      encode: Callable[[Any], bytes]) -> None:
+        for dst in dsts:
+            if dst != src:
+                self._send(src, dst, None, msg, encode)
+
+    def _deliver(self, src: str, dst: str, wire: bytes | None, msg: Any) -> None:
         node = self._nodes[dst]
         stats = self.stats
         if not node.up:
             stats.dropped["dst_down"] += 1
             return
-        if (src, dst) in self._failed_links:
+        if self._failed_links and (src, dst) in self._failed_links:
             # Down now: the spec receives nothing over a down link (no rng drawn, so a
             # seed still gives the same run).
             stats.dropped["link_down"] += 1
+            return
+        if wire is None:
+            # An intact send_msg copy: the object is what unframing and decoding give.
+            stats.delivered += 1
+            node.on_msg(dst, src, msg)  # type: ignore[misc]
             return
         payload = unframe(wire)
         if payload is None:

@@ -68,12 +68,14 @@ from reference.codec import (
     SeedMsg,
     SnapshotReportMsg,
     TruncateMsg,
+    Wire,
     decode,
     encode,
 )
 from reference.healing import Copy, HealConfig, plan
 from reference.health import Health
 from reference.messages import (
+    EMPTY,
     Change,
     Cmd,
     Command,
@@ -129,6 +131,8 @@ NodeState = Literal["up", "down", "quarantined", "spare", "killed"]
 
 _PROTOCOL: frozenset[type] = frozenset(get_args(Message))
 """The spec's message classes (the replica's handlers take them)."""
+_LEADER_MESSAGES: frozenset[type] = frozenset({Phase2aMsg, CommitMsg, LeaseMsg, Phase1aMsg})
+"""What a follower hears from a ballot's leader (or candidate): each re-arms its timeout."""
 
 
 class ControlPlane(Protocol):
@@ -252,7 +256,7 @@ class ReplicaNode:
         while this replica's ballot is still that one (see ``_maybe_checkpoint``)."""
         self._sent_safe_point = 0
         self._target = sum(k != "none" for k in members.values())
-        net.add_node(name, az, self._on_frame)
+        net.add_node(name, az, self._on_frame, self._on_message)
         if spare:
             self.state = "spare"
             net.set_node_up(name, False)
@@ -302,13 +306,14 @@ class ReplicaNode:
         wrote = False
         outputs: list[Effect] = []
         for e in effects:
-            if isinstance(e, Persist):
-                wrote |= self._persist(e)
-            elif not isinstance(e, Apply):
+            t = type(e)  # exact types: the replica builds these structs itself
+            if t is Persist:
+                wrote |= self._persist(e)  # type: ignore[arg-type]
+            elif t is not Apply:
                 outputs.append(e)
         if not events and not outputs and not wrote:
             return
-        clock, real = self.now(), self.sim.now
+        clock, real = self.clock.now_us(), self.sim.now
         if wrote or self._pending_syncs:
             self._pending_syncs += 1
             self._queued.append((events, clock, real))
@@ -323,7 +328,7 @@ class ReplicaNode:
         r = self.replica
         if p.what == "log":
             assert p.slot is not None
-            e = r.entry(p.slot)
+            e = r.log.get(p.slot, EMPTY)
             self.wal.append(log_record(p.slot, e.bal, e.cmd))
         elif p.what == "ballot":
             if r.ballot == self._persisted_ballot:
@@ -364,17 +369,22 @@ class ReplicaNode:
         self._complete(events, outputs, clock, real)
         if installed and self.replica.kind() != "storage":
             self._send_progress(urgent=True)  # the snapshot is durable: report it now
-        if self.nc.checkpoint_every:
+        every = self.nc.checkpoint_every
+        # (_maybe_checkpoint's own last test first, without the call: most steps fail it)
+        if every and self._safe_point >= self.replica.base + every:
             self._maybe_checkpoint()
 
     def _complete(self, events: list[Recorded], outputs: list[Effect],
                   clock: int, real: int) -> None:
-        self._count_and_emit(events, clock, real)
+        if events:
+            self._count_and_emit(events, clock, real)
         for e in outputs:
-            if isinstance(e, Send):
-                self.net.send(self.name, e.dst, encode(e.msg))
-            elif isinstance(e, Broadcast):
-                self.net.broadcast(self.name, self._peers, encode(e.msg))
+            t = type(e)
+            if t is Send:
+                self.net.send_msg(self.name, e.dst, e.msg, encode)  # type: ignore[union-attr]
+            elif t is Broadcast:
+                self.net.broadcast_msg(self.name, self._peers, e.msg,  # type: ignore[union-attr]
+                                       encode)
             elif isinstance(e, Reply):
                 client = self._reply_to.pop(e.request_id, None)
                 if client is not None:
@@ -382,29 +392,32 @@ class ReplicaNode:
                     if isinstance(e.result, NotLeader):
                         owner = self.replica.ballot_owner()
                         hint = owner if owner != self.name else None
-                    self.net.send(self.name, client,
-                                  encode(ClientReply(e.request_id, e.result, hint)))
+                    self.net.send_msg(self.name, client,
+                                      ClientReply(e.request_id, e.result, hint), encode)
             elif isinstance(e, SetTimer):
                 self._at_local(e.at_local_us, self._timer, e.at_local_us)
 
     def _count_and_emit(self, events: list[Recorded], clock: int, real: int) -> None:
         trace = self.trace
         counts = self.action_counts
+        control = self.control
         if events:
             self._last_post = events[-1].post
         for ev in events:
-            counts[ev.action] += 1
-            if ev.action == "Commit" and self.control is not None:
+            action = ev.action
+            counts[action] += 1
+            if action == "Commit" and control is not None:
                 r = self.replica
                 s = ev.args["s"]
                 if r.role == "leader" and r.ballot == ev.args["b"] \
                         and s in r.leader_config_slots():
-                    self.control.config_committed(self.name, r.leader_config_at(s))
-        if not trace.wanted:
+                    control.config_committed(self.name, r.leader_config_at(s))
+        if trace.sink is None and trace.listener is None:
             trace.seq += len(events)
         else:
-            for ev in events:
-                trace.emit(clock, real, ev.action, ev.args, ev.post)
+            emit = trace.emit
+            for action, args, post in events:
+                emit(clock, real, action, args, post)
 
     def _salvage_link_events(self) -> None:
         """Trace the link failures and repairs queued behind WAL syncs that a crash or
@@ -466,17 +479,17 @@ class ReplicaNode:
         applied = r.applied if r.has_btree else have(r)
         if owner is not None and owner != self.name:
             report = ProgressMsg(r.ballot, self.name, owner, have(r), applied, urgent, r.base)
-            self.net.send(self.name, owner, encode(report))
+            self.net.send_msg(self.name, owner, report, encode)
         if r.has_btree and r.kind() != "storage" and self.btree is not None \
                 and not self._btree_pending:
             # A snapshot installed for joining or promotion, once durable (its sync done:
             # a crash before it loses the B-tree, and a storage member without one breaks
             # LogReplicaNeverServes): tell whoever leads (or, not knowing yet, everyone).
-            snap = encode(SnapshotReportMsg(self.name, r.applied))
+            snap = SnapshotReportMsg(self.name, r.applied)
             if owner is not None and owner != self.name:
-                self.net.send(self.name, owner, snap)
+                self.net.send_msg(self.name, owner, snap, encode)
             else:
-                self.net.broadcast(self.name, self._peers, snap)
+                self.net.broadcast_msg(self.name, self._peers, snap, encode)
 
     # --- leader housekeeping: health, healing, truncation ------------------------------
 
@@ -518,8 +531,8 @@ class ReplicaNode:
             if safe >= self._sent_safe_point + self.nc.checkpoint_every:
                 self._sent_safe_point = safe
                 self._set_safe_point(r.ballot, safe)
-                msg = encode(TruncateMsg(r.ballot, self.name, safe))
-                self.net.broadcast(self.name, self._peers, msg)
+                msg = TruncateMsg(r.ballot, self.name, safe)
+                self.net.broadcast_msg(self.name, self._peers, msg, encode)
 
     def propose_change(self, c: Change, now: int | None = None) -> bool:
         """Have this node's replica (if it leads and may) append configuration command
@@ -611,8 +624,14 @@ class ReplicaNode:
         except CodecError:
             self.net.stats.dropped["undecodable"] += 1
             return
+        self._on_message(dst, src, m)
+
+    def _on_message(self, dst: str, src: str, m: Wire) -> None:
+        """A message arrived (decoded, or sent as an object and delivered intact)."""
+        if self.state != "up":
+            return
         r = self.replica
-        now = self.now()
+        now = self.clock.now_us()
         if type(m) in _PROTOCOL:  # the common case first
             self._on_protocol(m, now)  # type: ignore[arg-type]
         elif isinstance(m, ClientRequest):
@@ -632,7 +651,7 @@ class ReplicaNode:
                     # It lacks slots we have truncated: seed it from our checkpoint.
                     base, config, named = r.checkpoint_state()
                     seed = SeedMsg(r.ballot, self.name, base, config, named)
-                    self.net.send(self.name, m.src, encode(seed))
+                    self.net.send_msg(self.name, m.src, seed, encode)
                 self._step(catch_up(r, m.src, m.bal, m.have, m.applied, base=m.base))
         elif isinstance(m, SnapshotReportMsg):
             r.receive_snapshot_report(m.src)
@@ -649,7 +668,9 @@ class ReplicaNode:
         else:
             self._on_protocol(m, now)
         self._observe_serving()
-        if self.nc.checkpoint_every:
+        every = self.nc.checkpoint_every
+        # (_maybe_checkpoint's own last test first, without the call: most messages fail it)
+        if every and self._safe_point >= self.replica.base + every:
             self._maybe_checkpoint()
 
     def _on_seed(self, m: SeedMsg) -> None:
@@ -677,19 +698,21 @@ class ReplicaNode:
     def _on_protocol(self, m: Message, now: int) -> None:
         r = self.replica
         health = self.health
+        t = type(m)
         was_leader = r.role == "leader"
-        if health is not None and was_leader \
-                and isinstance(m, (Phase2bMsg, LeaseAckMsg)) and m.bal == r.ballot:
-            health.heard(m.src, now)
-            if isinstance(m, Phase2bMsg):
-                health.persisted(m.src, m.slot)
+        if health is not None and was_leader and (t is Phase2bMsg or t is LeaseAckMsg):
+            assert isinstance(m, (Phase2bMsg, LeaseAckMsg))  # narrowed for mypy
+            if m.bal == r.ballot:
+                health.heard(m.src, now)
+                if isinstance(m, Phase2bMsg):
+                    health.persisted(m.src, m.slot)
         self._step(self.pump.receive(m, now))
         leader = r.role == "leader"
         if leader and not was_leader:
             self.health = Health(now)
         elif not leader:
             self.health = None
-        if self.pump.has_gap and now - self._gap_reported_at >= self.nc.tick_us // 2:
+        if self.pump.reorder.held and now - self._gap_reported_at >= self.nc.tick_us // 2:
             owner = r.ballot_owner()
             if owner is None and isinstance(m, Phase2aMsg) and not r.is_member():
                 owner = m.src  # a joiner does not know the leader yet: ask the sender
@@ -697,9 +720,8 @@ class ReplicaNode:
                 self._gap_reported_at = now
                 applied = r.applied if r.has_btree else have(r)
                 report = ProgressMsg(r.ballot, self.name, owner, have(r), applied, True, r.base)
-                self.net.send(self.name, owner, encode(report))
-        if not leader and isinstance(m, (Phase2aMsg, CommitMsg, LeaseMsg, Phase1aMsg)) \
-                and m.bal == r.ballot:
+                self.net.send_msg(self.name, owner, report, encode)
+        if not leader and t in _LEADER_MESSAGES and m.bal == r.ballot:  # type: ignore[union-attr]
             self._reset_election_deadline()
 
     # --- gray-failure detection and handoff (paper §6.2) --------------------------------
@@ -769,7 +791,7 @@ class ReplicaNode:
         t = self.sim.now
         serving = self.serving
         if self.state == "up" and r.role == "leader":
-            now = self.now()
+            now = self.clock.now_us()
             if r.can_strong_read(now):
                 end = t + r.lease_left(now)
                 if serving and serving[-1][1] >= t:
@@ -791,7 +813,7 @@ class ReplicaNode:
                 # Never replicate what no replica could apply: refuse it at the door.
                 self._reply_to.pop(m.rid, None)
                 reply = ClientReply(m.rid, Invalid(f"undecodable operation: {exc}"))
-                self.net.send(self.name, client, encode(reply))
+                self.net.send_msg(self.name, client, reply, encode)
                 return
             self._step(r.client_write(Command(m.rid, m.op), now))
         elif m.key is None:

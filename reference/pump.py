@@ -44,38 +44,42 @@ class Pump:
         """Deliver one message, then take every local step it enables."""
         r = self.replica
         r.now_us = now_us
-        # The most frequent messages first.
+        # The most frequent messages first; exact types (messages are never subclassed),
+        # compared without isinstance calls: this runs for every message.
+        t = type(m)
         effects: list[Effect]
-        if isinstance(m, Phase2bMsg):
-            r.receive_vote(m)
+        if t is Phase2bMsg:
+            r.receive_vote(m)  # type: ignore[arg-type]
             effects = []
-        elif isinstance(m, Phase2aMsg):
-            r.observe_2a(m)
-            effects = self.reorder.accept(r, m)
-        elif isinstance(m, CommitMsg):
-            r.receive_commit(m)
+        elif t is Phase2aMsg:
+            r.observe_2a(m)  # type: ignore[arg-type]
+            effects = self.reorder.accept(r, m)  # type: ignore[arg-type]
+        elif t is CommitMsg:
+            r.receive_commit(m)  # type: ignore[arg-type]
             effects = []
-        elif isinstance(m, LeaseMsg):
-            effects = r.lease_grant(m, now_us)
-        elif isinstance(m, LeaseAckMsg):
-            r.receive_lease_ack(m)
+        elif t is LeaseMsg:
+            effects = r.lease_grant(m, now_us)  # type: ignore[arg-type]
+        elif t is LeaseAckMsg:
+            r.receive_lease_ack(m)  # type: ignore[arg-type]
             effects = []
-        elif isinstance(m, Phase1aMsg):
-            effects = r.phase1b(m)
-        elif isinstance(m, Phase1bMsg):
-            r.receive_promise(m)
+        elif t is Phase1aMsg:
+            effects = r.phase1b(m)  # type: ignore[arg-type]
+        elif t is Phase1bMsg:
+            r.receive_promise(m)  # type: ignore[arg-type]
             effects = []
-        elif isinstance(m, ProbeMsg):
-            effects = r.answer_probe(m, now_us)
-        elif isinstance(m, ProbeAckMsg):
-            r.receive_probe_ack(m)
+        elif t is ProbeMsg:
+            effects = r.answer_probe(m, now_us)  # type: ignore[arg-type]
+        elif t is ProbeAckMsg:
+            r.receive_probe_ack(m)  # type: ignore[arg-type]
             effects = []
-        elif isinstance(m, HandoffMsg):
-            r.receive_handoff(m)
+        elif t is HandoffMsg:
+            r.receive_handoff(m)  # type: ignore[arg-type]
             effects = []
         else:
             effects = []
-        effects += self.pump(now_us)
+        step = self.pump(now_us)
+        if step:
+            effects += step
         return effects
 
     def pump(self, now_us: int) -> list[Effect]:
@@ -86,32 +90,38 @@ class Pump:
         # The guards in this method only skip calls that would find their action disabled:
         # without a suspicion or a handoff nobody elects; a follower commits and renews
         # nothing; nothing applies past the log's end. Most pumps take no step at all.
-        detect = r.detector
+        # The volatile state is read directly (one attribute load, not a property call per
+        # field): this runs after every message and tick. Only an election replaces it.
+        v = r._v
+        detect = v.detect
         if detect.suspecting:
             effects += r.clear_suspicion(now_us)
         if (detect.suspecting or detect.handoff_bal) and r.may_elect(now_us):
             effects += r.phase1a(r.next_ballot(), now_us)
-        if r.role == "candidate":
+            v = r._v
+        if v.role == "candidate":
             quorum = r.first_quorum()
             if quorum is not None:
                 effects += r.become_leader(r.ballot, quorum, now_us)
-        leader = r.role == "leader"
-        # Re-propose recovered slots with a bounded number uncommitted, so a long log
-        # does not flood followers; but always through the last recovered configuration
-        # command, since nothing commits before it is re-proposed.
-        while (leader and r.proposed_upto < r.read_barrier
-               and (r.proposed_upto - r.committed_upto < self.PIPELINE
-                    or r.reproposing_config())):
-            effects += r.phase2a(r.ballot, r.proposed_upto + 1)
-        if leader and r.committed_upto < r.proposed_upto:
-            while step := r.commit(r.ballot, r.committed_upto + 1, now_us):
-                effects += step
-        if r.applied + 1 in r.log:
+                v = r._v
+        if v.role == "leader":
+            # Re-propose recovered slots with a bounded number uncommitted, so a long log
+            # does not flood followers; but always through the last recovered
+            # configuration command, since nothing commits before it is re-proposed.
+            while (v.proposed_upto < v.read_barrier
+                   and (v.proposed_upto - v.committed_upto < self.PIPELINE
+                        or r.reproposing_config())):
+                effects += r.phase2a(r.ballot, v.proposed_upto + 1)
+            if v.committed_upto < v.proposed_upto:
+                while step := r.commit(r.ballot, v.committed_upto + 1, now_us):
+                    effects += step
+            if r.applied + 1 in r.log:
+                while step := r.apply():
+                    effects += step
+            effects += r.lease_renew(now_us)
+        elif r.applied + 1 in r.log:
             while step := r.apply():
                 effects += step
-        if leader:
-            effects += r.lease_renew(now_us)
         return effects
-
 
 __all__ = ["Pump"]

@@ -9,7 +9,7 @@ one later is a step it allows.
 
 from __future__ import annotations
 
-from reference.messages import Phase2aMsg
+from reference.messages import EMPTY, Phase2aMsg
 from reference.replica import Effect, Replica
 
 
@@ -27,7 +27,8 @@ class ReorderBuffer:
 
     def accept(self, r: Replica, m: Phase2aMsg) -> list[Effect]:
         """Phase2b on ``m`` and on any held 2a messages it makes acceptable."""
-        if m.slot > r.base + 1 and r.entry(m.slot - 1).bal != m.bal and m.bal >= r.ballot:
+        if m.slot > r.base + 1 and r.log.get(m.slot - 1, EMPTY).bal != m.bal \
+                and m.bal >= r.ballot:
             if len(self.held) < self.LIMIT:
                 self.held[m.slot] = m
             return []

@@ -282,6 +282,8 @@ class Recorded(NamedTuple):
     post: PostState
 
 
+_new_recorded = tuple.__new__
+
 Config: TypeAlias = dict[str, Kind]
 
 
@@ -515,12 +517,15 @@ class Replica:
         """The state a trace line reports after a step (traces/FORMAT.md ``post``)."""
         # The spec's HoldsLease includes "not relinquished": report can_serve, not
         # holds_lease, or a line after LeaseRelinquish claims a lease the spec denies.
-        return PostState(self.ballot, self._v.role, self.top, self.applied,
-                         self.can_serve(self.now_us))
+        role = self._v.role
+        # can_serve is false off the lead: skip its calls for the followers' many steps.
+        return PostState(self.ballot, role, self.top, self.applied,
+                         role == "leader" and self.can_serve(self.now_us))
 
     def _record(self, action: str, **args: Any) -> None:
         """Record a step once its handler has made all its changes (the post-state)."""
-        self.events.append(Recorded(action, args, self.summary()))
+        # tuple.__new__ skips the NamedTuple's Python-level __new__ (a step records one).
+        self.events.append(_new_recorded(Recorded, (action, args, self.summary())))
 
     def _write_log(self, s: int, e: Entry) -> None:
         old = self.log.get(s)
@@ -590,7 +595,7 @@ class Replica:
 
     def known_committed(self, s: int) -> bool:
         """Spec KnownCommitted: a commit message for slot s in the ballot of our entry."""
-        return (self.entry(s).bal, s) in self._v.known_commits
+        return (self.log.get(s, EMPTY).bal, s) in self._v.known_commits
 
     # --- protocol actions --------------------------------------------------------------
 
@@ -935,7 +940,7 @@ class Replica:
             return []
         # The WAL has no holes: slot s of ballot b only after slot s-1 of ballot b (or
         # right after the checkpoint).
-        if m.slot > self.base + 1 and self.entry(m.slot - 1).bal != m.bal:
+        if m.slot > self.base + 1 and self.log.get(m.slot - 1, EMPTY).bal != m.bal:
             return []
         if m.bal > self.ballot:
             self._step_down()
@@ -958,7 +963,7 @@ class Replica:
         v = self._v
         if v.role != "leader" or self.ballot != b or now_us < v.wait_until:
             return []
-        if self.entry(s).bal != b or v.committed_upto != s - 1:
+        if self.log.get(s, EMPTY).bal != b or v.committed_upto != s - 1:
             return []
         if self.reproposing_config():
             return []  # a recovered configuration command is not yet re-proposed
@@ -980,7 +985,7 @@ class Replica:
         if not self.has_btree:
             return []
         s = self.applied + 1
-        e = self.entry(s)
+        e = self.log.get(s, EMPTY)
         if e.bal == 0 or not self.known_committed(s):
             return []
         self.applied = s

@@ -29,6 +29,7 @@ class EventHandle(NamedTuple):
 
 # tuple.__new__ skips NamedTuple's Python-level __new__ (measurably faster on the hot path).
 _new_handle = tuple.__new__
+_heappush = heapq.heappush
 
 
 class Simulator:
@@ -79,7 +80,7 @@ class Simulator:
             raise ValueError(f"negative delay {delay_us}")
         self._seq = seq = self._seq + 1
         handle: EventHandle = _new_handle(EventHandle, (self.now + delay_us, seq, callback, args))
-        heapq.heappush(self._queue, handle)
+        _heappush(self._queue, handle)
         return handle
 
     def schedule_at(
@@ -90,7 +91,7 @@ class Simulator:
             raise ValueError(f"cannot schedule in the past: {time_us} < now {self.now}")
         self._seq = seq = self._seq + 1
         handle: EventHandle = _new_handle(EventHandle, (time_us, seq, callback, args))
-        heapq.heappush(self._queue, handle)
+        _heappush(self._queue, handle)
         return handle
 
     def cancel(self, handle: EventHandle) -> bool:

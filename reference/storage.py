@@ -641,6 +641,11 @@ def _loads(data: bytes) -> Any:
 
 def value_to_json(v: Value) -> dict[str, Any]:
     """DynamoDB-JSON-like form: {"S": "x"}, {"N": "1.5"}, {"B": base64}, ..."""
+    t = type(v)  # the common scalars without the class patterns' isinstance calls
+    if t is S:
+        return {"S": v.value}  # type: ignore[union-attr]
+    if t is N:
+        return {"N": str(v.value)}  # type: ignore[union-attr]
     match v:
         case S(s):
             return {"S": s}

@@ -45,7 +45,20 @@ def _change(c: Change) -> ChangeArg:
     return ChangeArg(c.op, c.who, c.kind)
 
 
+_CMDS: dict[Command, Cmd] = {}
+"""Recently traced commands: a write's command is traced some seven times (ClientWrite,
+Phase2a, the Phase2b votes, each Apply), and both sides are immutable."""
+_CMDS_MAX = 4096
+
+
 def _cmd(c: Any) -> Cmd | None:
+    if type(c) is Command:
+        typed = _CMDS.get(c)
+        if typed is None:
+            if len(_CMDS) >= _CMDS_MAX:
+                _CMDS.clear()
+            typed = _CMDS[c] = Cmd(c.request_id, msgspec.Raw(c.op))
+        return typed
     if isinstance(c, Command):
         return Cmd(c.request_id, msgspec.Raw(c.op))
     if isinstance(c, Change):

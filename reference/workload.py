@@ -53,6 +53,9 @@ class WorkloadConfig:
             raise ValueError("think time must be >= 0")
 
 
+_N0, _N1 = N(0), N(1)  # immutable: shared by every operation
+
+
 def key_name(i: int) -> str:
     return f"k{i:04d}"
 
@@ -68,6 +71,8 @@ class Workload:
         self.config = config
         self.stop_us = stop_us
         self._seen: dict[tuple[str, str], str | None] = {}
+        self._keys: dict[int, tuple[str, Key]] = {}
+        """Key index -> (name, key), built once per key (both immutable)."""
 
     def start(self) -> None:
         for c in self.clients:
@@ -81,8 +86,11 @@ class Workload:
         if self.sim.now >= self.stop_us:
             return
         cfg, rng = self.config, self.rng
-        name = key_name(rng.randrange(cfg.keys))
-        key = Key(S(name))
+        i = rng.randrange(cfg.keys)
+        named = self._keys.get(i)
+        if named is None:
+            named = self._keys[i] = (key_name(i), Key(S(key_name(i))))
+        name, key = named
 
         def done(rec: HistoryRecord) -> None:
             self._observe(c.name, name, rec)
@@ -97,10 +105,11 @@ class Workload:
         cond: Condition = Compare("w", "=", S(seen)) if seen else AttributeNotExists("pk")
         roll = rng.random()
         if roll < 0.5:
-            c.write("put", key, lambda rid: Put(M(pk=S(name), val=value, w=S(rid), n=N(0))), done)
+            c.write("put", key, lambda rid: Put(M(pk=key.partition, val=value, w=S(rid), n=_N0)),
+                    done)
         elif roll < 0.85:
             c.write("update", key, lambda rid: Update(
-                key, (SetAttr("val", value), SetAttr("w", S(rid)), AddNumber("n", N(1))), cond),
+                key, (SetAttr("val", value), SetAttr("w", S(rid)), AddNumber("n", _N1)), cond),
                 done)
         else:
             c.write("delete", key, lambda rid: Delete(key, cond if roll < 0.92 else None), done)
