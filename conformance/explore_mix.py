@@ -6,7 +6,8 @@ its own workload. A fault kind that masks another (crashes keep a partitioned le
 from ever serving a stale read) is then off in some runs, and the sweep reaches
 corners one fixed mix never does.
 
-Determinism: ``draw(seed, ...)`` reads only ``random.Random(f"explore:{seed}")``
+Determinism: ``draw(seed, ...)`` reads only ``random.Random(f"explore:{seed}")`` and,
+for the kinds added later (``LATER_KINDS``), ``random.Random(f"explore:{seed}:later")``
 (a str seed is hashed with SHA-512: the same stream in every process and under any
 ``PYTHONHASHSEED``), and the run is ``SimConfig(seed=seed, ...)``, whose randomness
 all forks from that seed (reference/cluster.py). Nothing depends on the worker a seed
@@ -30,8 +31,17 @@ LATE = "late"
 """The late-message kind (``NetworkConfig.late_prob``): not a schedule of
 reference/faults.py, but drawn, shrunk and spelled out like one."""
 
+LATER_KINDS = ("membership", "late-grants")
+"""Kinds added after the first sweeps: each is switched on by a stream of its own
+(``LATER_PROB``), and only while the seed has room for it (``MAX_KINDS``), so that a
+seed with none of them on draws what it always drew, and the seeds reported before (the
+known failures, the matrix's seeds-to-detection) still run the same mix."""
+LATER_PROB = 0.2
+MAX_KINDS = 3
+"""Kinds on at once, at most (late messages count): more and they mask each other."""
+_FIRST_KINDS = tuple(k for k in FAULT_KINDS if k not in LATER_KINDS)
 _KIND_COUNTS = (0, 1, 1, 2, 2, 2, 3, 3)
-"""How many fault kinds a seed switches on (drawn uniformly from this tuple)."""
+"""How many of the first kinds a seed switches on (drawn uniformly from this tuple)."""
 _RATES = (0.5, 1.0, 2.0, 3.0)
 _LATE_PROBS = (0.002, 0.01, 0.05)
 _THINK_US = (1_000, 2_000, 10_000, 50_000)
@@ -120,16 +130,30 @@ def _duration(us: int) -> str:
 def draw(seed: int, duration_us: int, liveness_us: int) -> Options:
     """Seed ``seed``'s mix: which fault kinds, at what rates, under which workload."""
     rng = random.Random(f"explore:{seed}")
-    kinds = rng.sample((*FAULT_KINDS, LATE), rng.choice(_KIND_COUNTS))
+    kinds = rng.sample((*_FIRST_KINDS, LATE), rng.choice(_KIND_COUNTS))
     # A fixed order (the kinds' own), so that the mix text does not depend on the draw order.
-    mix = [(k, 1.0 if k == "heal" else rng.choice(_RATES)) for k in FAULT_KINDS if k in kinds]
+    mix = [(k, 1.0 if k == "heal" else rng.choice(_RATES)) for k in _FIRST_KINDS if k in kinds]
     late = rng.choice(_LATE_PROBS) if LATE in kinds else 0.0
-    return Options(
+    options = Options(
         seed=seed, duration_us=duration_us, liveness_us=liveness_us, faults=format_mix(mix),
         late_messages=late, replicas=rng.choice((3, 3, 3, 5)), clients=rng.randint(1, 8),
         keys=rng.choice((1, 2, 4, 16, 64)), read_fraction=rng.choice((0.1, 0.5, 0.9)),
         consistent_fraction=rng.choice((0.0, 0.5, 1.0)), think_us=rng.choice(_THINK_US),
         peer_confirm=rng.random() < 0.9, handoff=rng.random() < 0.9)
+    later = random.Random(f"explore:{seed}:later")
+    drawn = [(k, later.choice(_RATES)) for k in LATER_KINDS if later.random() < LATER_PROB]
+    extra = drawn[:max(0, MAX_KINDS - len(kinds))]
+    if not extra:
+        return options
+    peer_confirm = options.peer_confirm
+    if any(k == "membership" for k, _ in extra):
+        # Peer confirmation refuses a log replica's election before the replica's own
+        # guard is asked (it never suspects): half of the membership seeds go without it,
+        # so that guard is tested too (swarm testing: a feature masking another is off).
+        peer_confirm = later.random() < 0.5
+    parts = parse_faults(options.faults) + extra
+    ordered = [(k, r) for kind in FAULT_KINDS for k, r in parts if k == kind]
+    return replace(options, faults=format_mix(ordered), peer_confirm=peer_confirm)
 
 
-__all__ = ["LATE", "Options", "draw"]
+__all__ = ["LATE", "LATER_KINDS", "MAX_KINDS", "Options", "draw"]

@@ -17,6 +17,7 @@ no test-only branches; the bug lives here.
 | SkipWalChecksum | (none) | WAL recovery accepts records whose checksums fail |
 | GrantExpiredRequest | (none: a step) | a follower grants a lease request that has expired |
 | LateGrantRenews | (none: a step) | the leader counts a grant for its latest request |
+| StaleLeaseRequest | (none: liveness) | a leader re-sends an expired lease request for ever |
 
 The last two need a late message (reference/network.py: ``late_prob``, ``hold_next``, or
 a slow link), longer than the 0.5 s between lease requests or than the lease itself:
@@ -25,6 +26,14 @@ arrives with most of its lease left. Neither has a spec mutant: each is a step t
 does not allow (receiving a lease message after the spec dropped it; holding a lease no
 quorum granted), caught by the monitor's step checks and by trace validation
 (conformance/mutation_late.py has the scenario).
+
+StaleLeaseRequest (``LIVENESS_BUGS``) breaks no safety property: every step it takes is
+one the spec allows (re-sending a message is a duplicate delivery), so no safety layer
+can see it. A leader whose lease request goes unanswered until it expires (its followers
+down or cut off, or their grants late) keeps re-sending that request instead of asking
+again: the followers refuse it (it has expired), yet each copy resets their election
+timers, so nobody else is elected either. Only ``dynaspec explore``'s liveness check
+(a write must succeed within a bound of the heal) catches it.
 """
 
 from __future__ import annotations
@@ -42,6 +51,7 @@ from typing import Any
 from reference import node as node_mod
 from reference import replica as replica_mod
 from reference import wal as wal_mod
+from reference.messages import LeaseMsg
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +134,26 @@ def _late_grant_renews() -> list[tuple[Any, str, Any]]:
     return [(replica_mod.Replica, "receive_lease_ack", receive_lease_ack)]
 
 
+def _stale_lease_request() -> list[tuple[Any, str, Any]]:
+    # "One request outstanding at a time", with outstanding meaning "not yet granted by a
+    # quorum" rather than "granted by none and not expired": an unanswered request
+    # blocks every later one for good, and the retransmission keeps it alive.
+    def lease_resend(r: replica_mod.Replica, now_us: int) -> list[replica_mod.Effect]:
+        if r.role != "leader" or r.relinquished:
+            return []
+        return [replica_mod.Broadcast(LeaseMsg(r.ballot, t, r.node_id, r.lease_request_held(t)))
+                for t, g in sorted(r.lease_grants.items()) if not r.is_quorum(g)]
+
+    return [
+        (replica_mod.Replica, "lease_renew", patched_method(
+            replica_mod.Replica, "lease_renew",
+            "blocking = [t + dur for t in v.lease_grants if t + dur - now_us > left]",
+            "blocking = [t + dur for t, g in v.lease_grants.items() "
+            "if t + dur - now_us > left or not self.is_quorum(g)]")),
+        (node_mod, "lease_resend", lease_resend),
+    ]
+
+
 BUGS: dict[str, Bug] = {b.name: b for b in (
     Bug("NoLeaseWait", "NoLeaseWait", "the new leader does not wait out the old lease",
         _no_lease_wait),
@@ -142,7 +172,11 @@ BUGS: dict[str, Bug] = {b.name: b for b in (
         "its way (a late message)", _grant_expired_request),
     Bug("LateGrantRenews", None, "the leader counts a late grant for its latest lease "
         "request", _late_grant_renews),
+    Bug("StaleLeaseRequest", None, "a leader re-sends an unanswered lease request after it "
+        "expired, and asks for no new lease (a liveness bug)", _stale_lease_request),
 )}
+LIVENESS_BUGS = frozenset({"StaleLeaseRequest"})
+"""Bugs no safety check can see: only a liveness check (``dynaspec explore``) catches them."""
 
 
 def patched_method(cls: type, name: str, old: str, new: str) -> Any:

@@ -42,6 +42,26 @@ heals everything afterwards. Times are drawn from the world's fault stream.
   then, the successor has to catch the other follower up first (its log may start
   below the recovered slots: the WAL has no holes), a round trip and a tick more.
 
+Kinds for fault mixes only (not named schedules: ``dynaspec simulate --faults`` takes them
+bare or in a mix, but FAULT_SCHEDULES and the runs of the named schedules are unchanged):
+
+* ``membership``: an operator replaces replicas, one at a time, from about 1 s on: a spare
+  joins as a log replica (AddMember), the victim (any storage member; a leader is first
+  restarted so that leadership moves off it) is removed 0-200 ms later (RemoveMember;
+  a correct leader refuses a change while another is in flight, and the operator asks
+  again every 50 ms), the newcomer gets a B-tree copy of the leader's, its election timer
+  fires once while it is a log replica (the node's own timer runs only for storage
+  replicas: what is tested is the replica's guard), and 0.2-1 s later it is promoted
+  (PromoteMember). The next replacement starts 2-5 s after the last ended, while spares
+  last. Removals of live followers are what make a removed replica's vote arrive while
+  its removal is in flight. Everything stops with the workload.
+* ``late-grants``: every 2-6 s the leader keeps one storage follower (the rest of the
+  group crashes), whose messages to it take longer than a lease renewal interval; 0.5 s
+  to a lease later that follower crashes too, with its grants still on their way, and
+  1-3 s after that everything is back. The leader's lease requests then go unanswered
+  while late grants of earlier requests arrive: a correct leader counts each for the
+  request it answers, whose lease has run out, and stops serving.
+
 Fault mixes (``dynaspec explore``'s swarm): ``KIND:RATE+KIND:RATE...``, e.g.
 ``crashes:2+partitions:0.5``, installs each kind's schedule at once, its faults
 ``RATE`` times as frequent as the named schedule's (the waits between faults divided
@@ -59,6 +79,7 @@ import random
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
+from reference.messages import Change
 from reference.simulator import Simulator
 
 SECOND = 1_000_000
@@ -96,7 +117,25 @@ class FaultConfig(Protocol):
     def replicas(self) -> int: ...
 
     @property
+    def lease_dur_us(self) -> int: ...
+
+    @property
+    def renew_ahead_us(self) -> int: ...
+
+    @property
     def node(self) -> NodeSettings: ...
+
+
+class FaultReplica(Protocol):
+    """What the ``membership`` kind reads of a replica."""
+
+    @property
+    def has_btree(self) -> bool: ...
+
+    @property
+    def leader_view(self) -> Mapping[str, str]: ...
+
+    def kind(self, who: str | None = None) -> str: ...
 
 
 class FaultNode(Protocol):
@@ -110,6 +149,24 @@ class FaultNode(Protocol):
 
     def can_serve_strong(self) -> bool:
         """Up, and its replica could serve a strong read now."""
+        ...
+
+    @property
+    def state(self) -> str: ...
+
+    @property
+    def replica(self) -> FaultReplica: ...
+
+    def propose_change(self, c: Change, now: int | None = None) -> bool:
+        """Leader: append configuration command ``c`` if it may; whether it did."""
+        ...
+
+    def now(self) -> int:
+        """The node's local clock."""
+        ...
+
+    def _election_timeout(self, now: int) -> None:
+        """What the node does when its election timer fires (no public hook yet)."""
         ...
 
 
@@ -157,10 +214,17 @@ class FaultTarget(Protocol):
 
     def heal(self) -> None: ...
 
+    def spare(self) -> str | None: ...
+
+    def copying(self) -> set[str]: ...
+
+    def copy_snapshot(self, src: str, dst: str) -> None: ...
+
 
 FAULT_KINDS = ("crashes", "partitions", "flaky-network", "clock-drift", "disk-faults", "heal",
-               "gray", "deploy")
-"""The kinds a fault mix combines: every named schedule but ``none``."""
+               "gray", "deploy", "membership", "late-grants")
+"""The kinds a fault mix combines: every named schedule but ``none``, then the kinds
+only mixes use (appended: explore's draw of the earlier kinds depends on their order)."""
 MAX_RATE = 10.0
 
 
@@ -226,6 +290,11 @@ def _install_kind(world: FaultTarget, kind: str, rate: float, rng: random.Random
         _gray(world, rng, rate)
     elif kind == "deploy":
         _deploy(world, rate)
+    elif kind == "membership":
+        _Replacements(world, rng, rate).install()
+    elif kind == "late-grants":
+        busy: list[bool] = [False]
+        _every(world, rng, 2 * SECOND, 6 * SECOND, rate, lambda: _late_grants(world, rng, busy))
     # flaky-network: SimConfig.effective sets the network's probabilities.
 
 
@@ -373,3 +442,170 @@ def _restart_process(world: FaultTarget, name: str, rec: dict[str, Any]) -> None
     rec["crash_us"] = world.sim.now
     world.crash(name)
     world.sim.schedule(DEPLOY_DOWNTIME_US, world.restart, name)
+
+
+# --- membership: an operator replacing replicas --------------------------------------
+
+MEMBERSHIP_FIRST_US = (1 * SECOND, 2 * SECOND)
+"""When the first replacement starts (the group has a leader by then)."""
+MEMBERSHIP_GAP_US = (2 * SECOND, 5 * SECOND)
+"""From the end of one replacement to the start of the next (divided by the rate)."""
+OPERATOR_POLL_US = 50_000
+"""How often the operator asks again after a refusal (or checks on a copy)."""
+MEMBERSHIP_COPY_BPS = 1_000_000
+"""Snapshot copy bandwidth with ``membership`` on: the healing default (8 KB/s, scaled
+to show healing's minutes) would have a copy outlast an explore run of seconds."""
+_REMOVE_AFTER_US = (0, 1_000, 20_000, 200_000)
+"""How long after the add the operator asks for the removal: at once (the add is still
+in flight: a correct leader refuses), or once it has likely committed."""
+
+
+def membership_spares(duration_us: int, rate: float) -> int:
+    """Spare nodes the ``membership`` kind may use: one per replacement that could start
+    within ``duration_us`` (the group's maximum of 9 at most)."""
+    gap = max(1, round(MEMBERSHIP_GAP_US[0] / rate))
+    return max(1, min(9, 1 + (duration_us - MEMBERSHIP_FIRST_US[0]) // gap))
+
+
+class _Replacements:
+    """The operator: one replacement at a time; each step re-asked until the leader takes
+    it (or is seen done: a new leader may have recovered it), until the workload ends."""
+
+    def __init__(self, world: FaultTarget, rng: random.Random, rate: float) -> None:
+        self.world, self.rng = world, rng
+        lo, hi = MEMBERSHIP_GAP_US
+        self.gap = (lo, hi) if rate == 1.0 else (max(1, round(lo / rate)),
+                                                 max(1, round(hi / rate)))
+
+    def install(self) -> None:
+        self.world.sim.schedule_at(self.rng.randint(*MEMBERSHIP_FIRST_US), self.start)
+
+    def _over(self) -> bool:
+        return self.world.sim.now >= self.world.config.duration_us
+
+    def _later(self, step: Callable[..., None], *args: object) -> None:
+        if not self._over():
+            self.world.sim.schedule(OPERATOR_POLL_US, step, *args)
+
+    def _view(self) -> tuple[str, Mapping[str, str]] | None:
+        leader = self.world.leader()
+        if leader is None:
+            return None
+        return leader, self.world.nodes[leader].replica.leader_view
+
+    def start(self) -> None:
+        if self._over():
+            return
+        w = self.world
+        new = w.spare()
+        seen = self._view()
+        if new is None:
+            w.note("operator: no spare left")
+            return
+        if seen is None:
+            self._later(self.start)
+            return
+        _, view = seen
+        victim = self.rng.choice(sorted(m for m, k in view.items() if k == "storage"))
+        remove_after = self.rng.choice(_REMOVE_AFTER_US)
+        hold = self.rng.randint(SECOND // 5, SECOND)
+        w.note(f"operator replaces {victim} with {new}")
+        self.change(Change("add", new, "log"),
+                    lambda: w.sim.schedule(remove_after, self.remove, victim, new, hold))
+
+    def change(self, c: Change, then: Callable[[], object]) -> None:
+        """Have the leader append ``c`` (asking again until it does), then ``then()``."""
+        seen = self._view()
+        if seen is not None:
+            leader, view = seen
+            done = {"add": view.get(c.who, "none") != "none",
+                    "remove": view.get(c.who, "none") == "none",
+                    "promote": view.get(c.who, "none") == "storage"}[c.op]
+            if done or self.world.nodes[leader].propose_change(c):
+                if not done:
+                    self.world.note(f"operator {c.op} {c.who}")
+                then()
+                return
+        self._later(self.change, c, then)
+
+    def member(self, new: str, then: Callable[[], object]) -> None:
+        """``then()`` once the newcomer is a member in the leader's view (its add may have
+        been lost with a leader; ask for it again then)."""
+        seen = self._view()
+        if seen is None:
+            self._later(self.member, new, then)
+        elif seen[1].get(new, "none") == "none":
+            self.change(Change("add", new, "log"), then)
+        else:
+            then()
+
+    def remove(self, victim: str, new: str, hold: int) -> None:
+        if self._over():
+            return
+        w = self.world
+        if w.leader() == victim:
+            # A leader cannot remove itself: restart it, so that leadership moves.
+            w.crash(victim)
+            w.sim.schedule(DEPLOY_DOWNTIME_US, w.restart, victim)
+            self._later(self.remove, victim, new, hold)
+            return
+        self.member(new, lambda: self.change(Change("remove", victim),
+                                             lambda: self.copy(new, hold)))
+
+    def copy(self, new: str, hold: int) -> None:
+        """Ship the newcomer the leader's B-tree (again, if a copy was lost)."""
+        w = self.world
+        node = w.nodes[new]
+        if node.state in ("killed", "quarantined") or self._over():
+            return  # lost for good: healing's business, not the operator's
+        if node.state == "up" and node.replica.has_btree:
+            if node.replica.kind() == "log":
+                w.note(f"operator: {new}'s election timer fires")
+                node._election_timeout(node.now())
+            w.sim.schedule(hold, self.promote, new)
+            return
+        seen = self._view()
+        if seen is not None and new not in w.copying():
+            w.copy_snapshot(seen[0], new)
+        self._later(self.copy, new, hold)
+
+    def promote(self, new: str) -> None:
+        self.member(new, lambda: self.change(Change("promote", new), self.next))
+
+    def next(self) -> None:
+        self.world.sim.schedule(self.rng.randint(*self.gap), self.start)
+
+
+# --- late grants --------------------------------------------------------------------------
+
+
+def _late_grants(world: FaultTarget, rng: random.Random, busy: list[bool]) -> None:
+    """One episode (see the module's docstring); none while the last is still on."""
+    leader = world.leader()
+    if busy[0] or leader is None:
+        return
+    view = world.nodes[leader].replica.leader_view
+    up = set(world.up_nodes())
+    followers = sorted(m for m, k in view.items() if k == "storage" and m != leader and m in up)
+    if not followers:
+        return
+    cfg = world.config
+    renew_every = cfg.lease_dur_us - cfg.renew_ahead_us
+    keep = rng.choice(followers)
+    late_us = rng.randint(renew_every + 100_000, cfg.lease_dur_us + renew_every)
+    keep_for = rng.randint(renew_every, cfg.lease_dur_us)
+    back_after = keep_for + rng.randint(1 * SECOND, 3 * SECOND)
+    others = [m for m in followers if m != keep]
+    busy[0] = True
+    for m in others:
+        world.crash(m)
+    world.slow_link(keep, leader, late_us)
+    world.sim.schedule(keep_for, world.crash, keep)
+
+    def back() -> None:
+        busy[0] = False
+        world.slow_link(keep, leader, None)
+        for m in [keep, *others]:
+            world.restart(m)
+
+    world.sim.schedule(back_after, back)

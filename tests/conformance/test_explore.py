@@ -14,11 +14,11 @@ import orjson
 import pytest
 from click.testing import CliRunner
 
-from conformance import mutants
+from conformance import explore_mix, mutants
 from conformance import mutation_matrix as mm
 from conformance.cli import main
 from conformance.explore import sweep
-from conformance.explore_mix import LATE, Options, draw
+from conformance.explore_mix import LATE, LATER_KINDS, Options, draw
 from conformance.explore_run import run_seed
 from conformance.explore_shrink import shrink
 from reference.cluster import SimConfig, World
@@ -76,6 +76,68 @@ def test_rates_scale_a_kind_and_dropping_a_kind_keeps_the_others_faults() -> Non
         _fault_times("crashes:1+partitions:1", "fail_link")
 
 
+# --- the kinds only mixes use: membership changes, late grants ---------------------------
+
+
+def _run(faults: str, bug: str | None = None, seed: int = 1, peer_confirm: bool = True,
+         **kw: Any) -> Any:
+    from conformance import mutation_matrix  # noqa: F401  (registers the membership bugs)
+
+    o = _opts(seed=seed, faults=faults, duration_us=5 * SECOND, liveness_us=10 * SECOND,
+              clients=3, peer_confirm=peer_confirm, **kw)
+    return run_seed(o, mutants.BUGS[bug] if bug else None)
+
+
+def test_the_membership_kind_replaces_a_replica_and_the_correct_group_stays_clean() -> None:
+    cfg = SimConfig(seed=1, clients=2, duration_us=5 * SECOND, faults="membership")
+    assert cfg.effective().spares >= 2
+    world = World(cfg)
+    world.run()
+    ops = [w.split(" ")[1] for _, w in world.fault_log if w.startswith("operator ")]
+    assert {"add", "remove", "promote"} <= set(ops), world.fault_log
+    last = world.config_log[-1][2]
+    assert sum(k == "storage" for k in last.values()) == 3 and "log" not in last.values()
+    assert world.audit().ok
+    for pc in (True, False):
+        r = _run("membership:2", seed=4, peer_confirm=pc)
+        assert r.ok, r.failures
+
+
+def test_the_operator_asks_again_for_an_add_lost_with_its_leader() -> None:
+    # Seed 65: the victim is the leader, restarted at once with the add still in flight.
+    o = _opts(seed=65, faults="membership:1", duration_us=10 * SECOND, clients=1, keys=1)
+    world = World(o.sim_config())
+    world.run()
+    adds = [t for t, w in world.fault_log if w.startswith("operator add ")]
+    assert len(adds) == 2, world.fault_log
+    last = world.config_log[-1][2]
+    assert sorted(m for m, k in last.items() if k == "storage") == ["r1", "r3", "r4"]
+
+
+@pytest.mark.parametrize(("bug", "seed", "peer_confirm", "what"), [
+    ("TwoChangesInFlight", 5, True, "two changes in flight"),
+    ("RemovedVoteCounts", 4, True, "not a quorum of its view"),
+    # Peer confirmation refuses a log replica's election before its own guard does.
+    ("LogReplicaLeads", 1, False, "log replica"),
+])
+def test_the_membership_kind_exposes_the_membership_bugs(bug: str, seed: int,
+                                                         peer_confirm: bool, what: str) -> None:
+    r = _run("membership:2", bug, seed, peer_confirm)
+    assert what in r.failures.get("monitor", ""), r.failures
+
+
+def test_late_grants_expose_late_grant_renews_and_the_correct_leader_stops_serving() -> None:
+    assert _run("late-grants:1").ok
+    r = _run("late-grants:1", "LateGrantRenews")
+    assert "without a lease" in r.failures.get("monitor", ""), r.failures
+
+
+def test_only_the_liveness_check_catches_a_leader_stuck_on_a_stale_lease_request() -> None:
+    r = _run("late-grants:1", "StaleLeaseRequest")
+    assert list(r.failures) == ["liveness"], r.failures
+    assert _run("late-grants:1").ok
+
+
 # --- the liveness probe ----------------------------------------------------------------
 
 
@@ -117,6 +179,22 @@ def test_a_seeds_draw_depends_on_the_seed_alone_and_the_swarm_varies() -> None:
     assert len({(o.clients, o.keys, o.think_us, o.replicas) for o in draws}) > 50
     for o in draws:
         o.sim_config()  # every draw is a valid configuration
+
+
+def test_the_later_kinds_leave_the_earlier_draw_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    with_later = [draw(s, 5 * SECOND, 10 * SECOND) for s in range(1, 201)]
+    monkeypatch.setattr(explore_mix, "LATER_PROB", 0.0)
+    without = [draw(s, 5 * SECOND, 10 * SECOND) for s in range(1, 201)]
+    changed = 0
+    for a, b in zip(with_later, without, strict=True):
+        first = a
+        for k in LATER_KINDS:
+            first = first.without(k)
+        if "membership" in a.faults:
+            first = replace(first, peer_confirm=b.peer_confirm)
+        assert first == b  # the earlier kinds and the workload as drawn before
+        changed += a != b
+    assert 0 < changed < 100
 
 
 def test_the_reproduction_line_runs_exactly_the_drawn_configuration(tmp_path: Path) -> None:
@@ -242,6 +320,13 @@ def test_the_matrix_runs_explore_only_when_asked_and_requires_it_to_find_bugs(
     assert mm.verdict([mm.Row("EarlyAck", "explore", False, 1.0, "no failing seed")],
                       min_layers=0) == ["EarlyAck not found by the explore sweep: no "
                                         "failing seed"]
+
+
+def test_a_liveness_bug_needs_the_explore_layer_alone() -> None:
+    missed = [mm.Row("StaleLeaseRequest", layer, False, 0.0) for layer in mm.DEFAULT_LAYERS]
+    assert mm.verdict(missed) == []
+    assert mm.verdict([*missed, mm.Row("StaleLeaseRequest", "explore", False, 1.0, "none")])
+    assert mm.verdict([mm.Row("EarlyAck", "monitor", True, 0.0)]) != []
 
 
 def test_the_explore_row_records_seeds_to_detection_and_the_shrunk_reproduction(
