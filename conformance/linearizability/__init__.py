@@ -14,13 +14,15 @@ of which documents its part of the semantics:
   classifying records as operations;
 * ``search``: deciding a key (the unique-version fast path, else the sweep),
   ``check_key``; the Wing-Gong/Lowe search, which the shrinker uses;
+* ``witness``: a greedy linearization, checked, that proves a key linearizable in
+  linear time where the fast path's chain analysis does not apply;
 * ``sweep``: the sweep over real time that decides a key the fast path cannot;
 * ``explain``: shrinking a violation to a minimal sub-history and explaining it;
 * ``eventual``: wording a violation that only the eventual reads cause;
 * ``edn``, ``jepsen``: reading Jepsen register histories;
 * ``check``: ``check_history``, which runs all of the above over a whole history.
 
-Dependencies point one way: ``model`` <- ``sweep`` <- ``search`` <- ``explain`` <-
+Dependencies point one way: ``model`` <- ``sweep``, ``witness`` <- ``search`` <- ``explain`` <-
 ``check``, with ``eventual`` and ``jepsen`` needing only ``model``.
 """
 

@@ -267,7 +267,8 @@ class _Sweep:
 
     def expand(self, s: int, mask: int, used: int, todo: list[tuple[int, int, int]]) -> None:
         """Push every one-operation extension of a settled configuration."""
-        rank, tclass = self.rank, self.tclass
+        rank, tclass, post, open_w, open_g = (self.rank, self.tclass, self.post, self.open_w,
+                                              self.open_g)
         for s2, u2 in self.reach(s, used) if self.active else ((s, used),):
             if s2 != s:
                 m2 = self.settle(s2, mask)
@@ -276,21 +277,31 @@ class _Sweep:
                     # itself, and its extensions dominate those from ``mask``.
                     todo.append((s2, m2, u2))
                     continue
+            ws = open_w.get(s2)
+            if not open_g:
+                if not ws:
+                    continue
+                if len(ws) == 1:  # (the common case: no class to pick a member of)
+                    for i in ws:
+                        if not mask >> i & 1:
+                            todo.append((post[i], mask | 1 << i, u2))
+                    continue
             first: dict[object, int] = {}  # transition class -> its member returning first
-            for i in self.open_w.get(s2, ()):
+            for i in ws or ():
                 if not mask >> i & 1:
                     c = tclass[i]
                     j = first.get(c)
                     if j is None or rank[i] < rank[j]:
                         first[c] = i
-            for i in self.open_g:
+            for i in open_g:
                 if not mask >> i & 1 and not self.preserving[i]:
                     c = tclass[i]
                     j = first.get(c)
                     if j is None or rank[i] < rank[j]:
                         first[c] = i
             for i in first.values():
-                t = self.enabled(i, s2)
+                # An open ``_W`` is enabled in the state it needs; a ``_G`` runs the engine.
+                t = self.sm.guard(self.ops[i], s2) if self.guarded[i] else post[i]
                 if t >= 0:
                     todo.append((t, mask | 1 << i, u2))
 
