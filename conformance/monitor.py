@@ -747,6 +747,10 @@ def quorums_intersect(m1: Members, m2: Members) -> bool:
     return need1 + need2 > shared
 
 
+def _show_change(c: Change) -> str:
+    return f"{c.op} {c.who}" + (f" as {c.kind}" if c.kind else "")
+
+
 class Monitor:
     def __init__(self, members: Mapping[str, str] | Iterable[str], lease_dur_us: int,
                  lease_margin_us: int, *, peer_confirm: bool | None = None) -> None:
@@ -836,7 +840,14 @@ class Monitor:
         if c is None:
             return None
         if isinstance(c.change, Change):
-            self.changes.setdefault(c.rid, c.change)
+            was = self.changes.setdefault(c.rid, c.change)
+            if was != c.change:
+                # Commands are told apart by id in everything below (Agreement compares
+                # ids): two different changes under one id would pass as one command.
+                self._fail("ConfigSafety", f"two different configuration commands carry "
+                                           f"the id {c.rid!r}: {_show_change(was)} and "
+                                           f"{_show_change(c.change)} (an id is never "
+                                           f"reused: traces/FORMAT.md)")
         return c.rid
 
     def _apply_changes(self, cfg: Config, cmds: Iterable[CmdId]) -> Config:

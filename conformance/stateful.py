@@ -133,6 +133,8 @@ class ReplicationMachine(RuleBasedStateMachine):
         self.corrupted: str | None = None  # the replica whose WAL a fault corrupted
         self.membership = False
         self.kills = 0
+        self.added_as: dict[str, str] = {}
+        """Spare id -> the kind an add of it was proposed with."""
         self.handoff = False
 
     # --- setup -------------------------------------------------------------------------
@@ -324,6 +326,8 @@ class ReplicationMachine(RuleBasedStateMachine):
                     and not node.replica.may_change(node.now()) and self.w.sim.step():
                 pass
         if node.propose_change(c):
+            if c.op == "add" and c.kind is not None:
+                self.added_as[c.who] = c.kind
             event(f"membership: {what} proposed")
         else:
             event(f"membership: {what} refused: {_refusal(node, c)}")
@@ -348,7 +352,12 @@ class ReplicationMachine(RuleBasedStateMachine):
     def _add_member(self, kind: str) -> None:
         """Add a spare node as a log replica (it catches up from the WAL), or as a storage
         replica once a copy of the leader's B-tree has reached it (else start the copy)."""
-        lead, free = self._leader_node(), self.w.spares()
+        # An operator adds an incarnation id with one kind only: an add whose proposal a
+        # leader change lost may be asked again, but not as the other kind (a change's
+        # command id is "add-<who>": two different adds under one id would be two
+        # commands the traces cannot tell apart; traces/FORMAT.md).
+        lead = self._leader_node()
+        free = [s for s in self.w.spares() if self.added_as.get(s, kind) == kind]
         if lead is None or not free:
             return
         leader, node = lead

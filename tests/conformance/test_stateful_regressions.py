@@ -106,3 +106,83 @@ def test_a_lone_leader_does_not_vouch_for_itself(machine: ReplicationMachine) ->
         m.membership_change(Draws(*draws))  # type: ignore[arg-type]
         check(m)
     m.teardown()
+
+
+def _readd_as_storage(m: ReplicationMachine) -> None:
+    """make test, 2026-12-03: a spare added as a log replica (the add lost with its
+    leader) was added again as a storage replica under the same command id, ``add-r4``;
+    the monitor took the second command for the first and reported a log replica
+    leading (HandoffGap, LogReplicaNeverLeads)."""
+    def after(_: object) -> None:  # the invariants, after each rule
+        check(m)
+
+    after(m.setup(seed=2722, peer_confirm=True, drift=2000, membership=True,
+                 swarm=[False, False, True, False, False, True, False], election_ms=1500,
+                 handoff=True))
+    after(m.get(c=0, consistent=True, k='a'))
+    after(m.delete(c=2, k='a'))
+    after(m.advance(us=20000))
+    after(m.delete(c=0, k='a'))
+    after(m.put(c=0, k='a', v=0))
+    after(m.put(c=0, k='a', v=0))
+    after(m.deploy_restart(data=Draws(*['r2'])))
+    after(m.advance(us=300))
+    after(m.advance(us=300))
+    after(m.advance(us=300))
+    after(m.advance(us=100000))
+    after(m.fault(data=Draws(*['deploy'])))
+    after(m.advance(us=300))
+    after(m.advance(us=300))
+    after(m.get(c=0, consistent=False, k='a'))
+    after(m.advance(us=5000))
+    after(m.deploy_restart(data=Draws(*['r2'])))
+    after(m.delete(c=1, k='a'))
+    after(m.membership_change(data=Draws(*['add log'])))
+    after(m.delete(c=0, k='a'))
+    after(m.deploy_restart(data=Draws(*['r1'])))
+    after(m.advance(us=300))
+    after(m.advance(us=300))
+    after(m.advance(us=300))
+    after(m.advance(us=300))
+    after(m.advance(us=300))
+    after(m.advance(us=300))
+    after(m.advance(us=300))
+    after(m.advance(us=300))
+    after(m.fault(data=Draws(*['link', 'r1', 'r2'])))
+    after(m.advance(us=300))
+    after(m.membership_change(data=Draws(*['add storage'])))
+    after(m.advance(us=300))
+    after(m.advance(us=300))
+    after(m.advance(us=300))
+    after(m.advance(us=300))
+    after(m.advance(us=300))
+    after(m.advance(us=300))
+    after(m.advance(us=300))
+    after(m.deploy_restart(data=Draws(*['r3'])))
+    after(m.deploy_restart(data=Draws(*['r1'])))
+    m.teardown()
+
+
+class _AnyKind(dict[str, str]):
+    """``added_as`` of an operator that re-adds an id as another kind (the old rule)."""
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return default
+
+
+def test_an_add_is_not_asked_again_as_the_other_kind(machine: ReplicationMachine) -> None:
+    _readd_as_storage(machine)
+
+
+def test_the_monitor_rejects_one_id_for_two_changes(machine: ReplicationMachine) -> None:
+    m = machine
+    setup = m.setup
+
+    def setup_then_forget_kinds(**kw: Any) -> None:
+        setup(**kw)
+        m.added_as = _AnyKind()
+
+    m.setup = setup_then_forget_kinds  # type: ignore[method-assign]
+    with pytest.raises(AssertionError, match="two different configuration commands carry "
+                                             "the id 'add-r4'"):
+        _readd_as_storage(m)
